@@ -1,0 +1,1 @@
+"""Card templates (Jinja, rendered by synth_datasets.card); installed as package data synth_datasets/cards."""

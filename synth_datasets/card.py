@@ -1,0 +1,145 @@
+"""Dataset cards rendered from the templates in cards/, and the local Hub layout.
+
+`save_hub_layout(dsdict, folder, provenance)` writes what a Hub dataset repo holds:
+
+    folder/
+      README.md                      card: YAML header (configs, tags) + body from cards/dataset_card.md
+      data/<split>-00000-of-00001.parquet
+      provenance.json                everything the card was written from
+
+so `load_dataset(folder)` loads the same rows back, and pushing the folder later publishes it as is.
+The provenance is plain data (see pipeline.py for what it holds); nothing secret goes into it.
+Not here: pushing to the Hub (a later issue).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from importlib import resources
+from pathlib import Path
+
+from datasets import DatasetDict
+from huggingface_hub import DatasetCard, DatasetCardData
+
+from . import __version__
+
+SMALL_MODEL_MARKERS = ("SmolLM2-135M",)
+
+
+def template_path(name: str = "dataset_card.md") -> str:
+    """Path of a card template shipped as package data (cards/ in the source tree)."""
+    return str(resources.files("synth_datasets.cards") / name)
+
+
+def size_category(n: int) -> str:
+    """The Hub's size_categories bucket for n rows.
+
+    >>> size_category(500), size_category(20_000)
+    ('n<1K', '10K<n<100K')
+    """
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if n < limit:
+            return name
+    return "n>1M"
+
+
+def card_data(dsdict: DatasetDict, provenance: dict, files: dict[str, str] | None = None) -> DatasetCardData:
+    """The YAML header: configs pointing at the data files, the `synthetic` tag, task and size."""
+    rows = sum(len(split) for split in dsdict.values())
+    files = files or {name: f"data/{name}-*" for name in dsdict}
+    configs = [{
+        "config_name": "default",
+        "data_files": [{"split": name, "path": path} for name, path in files.items()],
+    }]
+    task = provenance.get("task", "")
+    return DatasetCardData(
+        pretty_name=provenance.get("name"),
+        language=provenance.get("language", "en"),
+        license=provenance.get("license"),
+        task_categories=["text-classification"] if task == "classification" else None,
+        size_categories=size_category(rows),
+        tags=["synthetic", "synth-datasets"],
+        configs=configs,
+    )
+
+
+def render_card(dsdict: DatasetDict, provenance: dict, files: dict[str, str] | None = None) -> DatasetCard:
+    """The dataset card, rendered from cards/dataset_card.md and the provenance record."""
+    gen = provenance["generator"]
+    engine = gen.get("engine", {})
+    hw = gen.get("hardware") or {}
+    sampling = gen.get("sampling", {})
+    checks = provenance.get("checks", {}).get("checks", [])
+    for r in checks:
+        r["settings"] = ", ".join(f"{k}={v}" for k, v in r["check"].items() if k != "name") or "-"
+    return DatasetCard.from_template(
+        card_data(dsdict, provenance, files),
+        template_path=template_path(),
+        pretty_name=provenance.get("name", "synthetic dataset"),
+        task=provenance.get("task", "synthetic"),
+        generator=gen,
+        engine_line=_engine_line(gen, engine, hw),
+        sampling_line=", ".join(f"{k}={v}" for k, v in sampling.items() if v not in ((), None)),
+        schema_json=json.dumps(gen.get("json_schema"), indent=2),
+        requests=provenance.get("requests"),
+        tokens=provenance.get("tokens", {"prompt": "?", "completion": "?"}),
+        created=provenance.get("created"),
+        version=__version__,
+        prompt=provenance.get("prompt", {}),
+        seeds=provenance.get("seeds", {}),
+        seed_count=provenance.get("seeds", {}).get("count"),
+        label_rows=provenance.get("labels", []),
+        checks=checks,
+        parse_errors=provenance.get("parse_errors", []),
+        small_model=any(m in str(gen.get("model")) for m in SMALL_MODEL_MARKERS),
+    )
+
+
+def save_hub_layout(dsdict: DatasetDict, folder: str | Path, provenance: dict) -> Path:
+    """Write data files, README.md card and provenance.json in the layout of a Hub dataset repo."""
+    folder = Path(folder)
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    for old in (folder / "data").glob("*.parquet"):
+        old.unlink()  # a rerun must not leave a previous run's files behind to be loaded with these
+    files = {name: _write_split(split, folder / "data", name) for name, split in dsdict.items()}
+    render_card(dsdict, provenance, files).save(folder / "README.md")
+    (folder / "provenance.json").write_text(json.dumps(provenance, indent=2, ensure_ascii=False, default=str) + "\n")
+    return folder
+
+
+def _write_split(split, data_dir: Path, name: str) -> str:
+    """Write one split as parquet named after its content; return its path relative to the folder.
+
+    Why the content hash in the name: `load_dataset(folder)` on a folder whose README declares
+    `configs` keeps serving its cached copy after the files change (datasets 5.2, seen here), unless
+    the declared paths change too. A name that changes with the content makes a rerun load anew.
+    """
+    tmp = data_dir / f".{name}.parquet.tmp"
+    split.to_parquet(str(tmp))
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()[:12]
+    final = data_dir / f"{name}-00000-of-00001-{digest}.parquet"
+    tmp.rename(final)
+    return f"data/{final.name}"
+
+
+def parse_error_counts(errors: list[str | None]) -> list[tuple[str, int]]:
+    """Parse errors grouped by kind (the text before the first ':'), most common first.
+
+    >>> parse_error_counts([None, "invalid JSON: x", "invalid JSON: y", "empty text"])
+    [('invalid JSON', 2), ('empty text', 1)]
+    """
+    return Counter(e.split(":", 1)[0] for e in errors if e).most_common()
+
+
+def _engine_line(gen: dict, engine: dict, hw: dict) -> str:
+    parts = [gen.get("backend", engine.get("backend", "vllm"))]
+    if gen.get("vllm_version"):
+        parts.append(gen["vllm_version"])
+    if hw:
+        parts.append(f"{hw.get('device')}, dtype={hw.get('dtype')}")
+        if hw.get("cpu_threads_bind"):
+            parts.append(f"threads={hw['cpu_threads_bind']}")
+    parts.append(f"seed={engine.get('seed')}")
+    return ", ".join(str(p) for p in parts)

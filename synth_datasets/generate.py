@@ -1,0 +1,111 @@
+"""Generation as a `Dataset.map(batched=True)` transform.
+
+    synthetic = prompts.map(Generate(json_schema=schema, parser="json"), batched=True, batch_size=1000)
+
+Input columns:  `messages` (a chat request per row; any name via `messages_column`).
+Output columns: `raw_completion`, `finish_reason`, `prompt_tokens`, `completion_tokens`,
+                `parse_error` (None or why the completion could not be parsed), and the parser's
+                fields (for `parser="json"`, the schema's properties; for a task, its own fields).
+
+The transform's pickled state is its configuration only (model, engine options, sampling, schema,
+parser), so `datasets` derives the same fingerprint from the same configuration and reuses its cache,
+while any change of temperature, schema or prompt misses it. The engine lives in a per-process cache
+(engine.get_engine) and is never pickled. Each map batch goes to the engine as one call: use a large
+`batch_size` (1000, or the whole dataset) so vLLM schedules many requests at once.
+
+Do not pass `num_proc > 1`: each worker would start its own engine (and vLLM spawns its own
+processes). Not here: asynchronous in-flight feeding and resumable shards (a later issue).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from . import engine as engine_mod
+from .engine import EngineConfig, SamplingConfig
+from .tasks import PARSERS, parser_fields
+
+logger = logging.getLogger(__name__)
+
+GENERATE_COLUMNS = ("raw_completion", "finish_reason", "prompt_tokens", "completion_tokens", "parse_error")
+
+
+@dataclass
+class Generate:
+    """A picklable, hashable map transform that sends each batch of chat requests to the engine.
+
+    Args:
+        model: HF id or local folder; None uses the embedded SmolLM2-135M-Instruct. Shorthand for
+            `engine.model`.
+        sampling: `SamplingConfig` or a dict of its fields.
+        engine: `EngineConfig` or a dict of its fields (dtype, seed, max_model_len, ...).
+        json_schema: constrain every completion to this JSON schema (vLLM structured outputs).
+        parser: how completions become columns: "text" (none), "json" (the schema's properties),
+            or a task name from `synth_datasets.tasks.PARSERS` (e.g. "classification").
+        messages_column: the input column holding the chat requests.
+    """
+
+    model: str | None = None
+    sampling: SamplingConfig | dict = field(default_factory=SamplingConfig)
+    engine: EngineConfig | dict | None = None
+    json_schema: dict | None = None
+    parser: str = "text"
+    messages_column: str = "messages"
+
+    def __post_init__(self):
+        if isinstance(self.sampling, dict):
+            self.sampling = SamplingConfig(**self.sampling)
+        if isinstance(self.engine, dict):
+            self.engine = EngineConfig(**self.engine)
+        self.engine = self.engine or EngineConfig()
+        if self.model is not None:
+            self.engine = replace(self.engine, model=self.model)
+        self.model = self.engine.model
+        if self.parser not in PARSERS:
+            raise ValueError(f"parser={self.parser!r} is not known; choose one of {sorted(PARSERS)}")
+        if self.parser != "text" and self.json_schema is None:
+            raise ValueError(f"parser={self.parser!r} needs a json_schema (the task's `json_schema(...)`)")
+        self.fields = parser_fields(self.parser, self.json_schema)
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
+        if self.messages_column not in batch:
+            raise KeyError(
+                f"Generate needs a {self.messages_column!r} column of chat requests; got columns {sorted(batch)}. "
+                "Build it with a task's prompt builder, or set messages_column="
+            )
+        conversations = batch[self.messages_column]
+        completions = engine_mod.get_engine(self.engine).chat(conversations, self.sampling, self.json_schema)
+        if len(completions) != len(conversations):
+            raise RuntimeError(f"engine returned {len(completions)} completions for {len(conversations)} requests")
+        out: dict[str, list] = {name: [] for name in (*GENERATE_COLUMNS, *self.fields)}
+        rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
+        for row, completion in zip(rows, completions):
+            parsed, error = PARSERS[self.parser](row, completion, self.json_schema)
+            out["raw_completion"].append(completion.text)
+            out["finish_reason"].append(completion.finish_reason)
+            out["prompt_tokens"].append(completion.prompt_tokens)
+            out["completion_tokens"].append(completion.completion_tokens)
+            out["parse_error"].append(error)
+            for name in self.fields:
+                out[name].append(parsed.get(name))
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        """The configuration, as plain data, for provenance and cards."""
+        return {
+            "model": self.engine.model or engine_mod.models.DEFAULT_MODEL_ORIGIN,
+            **engine_mod.describe_backend(self.engine),
+            "sampling": asdict(self.sampling),
+            "json_schema": self.json_schema,
+            "parser": self.parser,
+        }
+
+    def __getstate__(self):
+        # Only configuration is pickled (and so hashed by `datasets`); `fields` is derived from it.
+        return {k: v for k, v in self.__dict__.items() if k != "fields"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.fields = parser_fields(self.parser, self.json_schema)

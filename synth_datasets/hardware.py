@@ -1,0 +1,127 @@
+"""What the machine offers, and the engine settings that follow from it.
+
+No vLLM import here: this module reads CPU flags, cores, memory and the presence of a CUDA GPU,
+and turns them into engine settings (dtype, thread binding, KV-cache space). Every choice can be
+overridden (an explicit argument, or the vLLM environment variable itself), and every choice is
+returned as plain data so it can be logged and written into the run's provenance.
+
+Why each choice (measured on machines of this kind, see docs/benchmarks.md):
+- bf16 only where the CPU has avx512_bf16 or AMX; on an AVX2-only CPU vLLM silently falls back to a
+  torch path that ran about 50x slower in bf16 than fp32.
+- vLLM-CPU reserves one core for itself unless told which to bind; on 2 cores binding both gave 1.9x.
+- the CPU engine sizes its KV cache from NUMA node 0 and failed to start on a 24 GiB machine whose
+  node 0 reported 9.6 GiB; a fixed KV-cache space in GiB avoids that.
+
+Not here: multi-GPU/tensor-parallel choices, compiled-vs-eager tuning (a later issue).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+logger = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags of the first core, from /proc/cpuinfo (empty if unreadable)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+@lru_cache(maxsize=1)
+def has_cuda_gpu() -> bool:
+    """True when `nvidia-smi -L` lists a GPU. Checked without importing torch."""
+    if not shutil.which("nvidia-smi"):
+        return False
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0 and "GPU" in out.stdout
+
+
+def cpu_supports_bf16(flags: frozenset[str] | None = None) -> bool:
+    """bf16 matmuls are fast only with AVX-512 BF16 or AMX tiles; elsewhere they crawl."""
+    flags = cpu_flags() if flags is None else flags
+    return bool({"avx512_bf16", "amx_bf16"} & flags)
+
+
+def choose_dtype(requested: str = "auto", *, gpu: bool | None = None, flags: frozenset[str] | None = None) -> str:
+    """The dtype the engine should run in.
+
+    >>> choose_dtype("auto", gpu=False, flags=frozenset({"avx2"}))
+    'float32'
+    >>> choose_dtype("auto", gpu=False, flags=frozenset({"avx2", "avx512_bf16"}))
+    'bfloat16'
+    >>> choose_dtype("float16", gpu=False, flags=frozenset())
+    'float16'
+    """
+    if requested != "auto":
+        return requested
+    gpu = has_cuda_gpu() if gpu is None else gpu
+    if gpu:
+        return "auto"  # let vLLM take the model's own dtype on a GPU
+    return "bfloat16" if cpu_supports_bf16(flags) else "float32"
+
+
+@dataclass(frozen=True)
+class EngineHardware:
+    """Engine settings chosen for this machine; `as_dict()` goes into provenance."""
+
+    device: str
+    dtype: str
+    cpu_threads_bind: str | None
+    kv_cache_space_gib: int | None
+    cpu_flags: tuple[str, ...]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def fit_engine(dtype: str = "auto", kv_cache_space_gib: int | None = None) -> EngineHardware:
+    """Choose device, dtype, CPU thread binding and KV-cache space for this machine.
+
+    The vLLM environment variables, when the user already set them, win over our choice.
+    """
+    gpu = has_cuda_gpu()
+    flags = cpu_flags()
+    interesting = tuple(sorted(f for f in flags if f in {"avx2", "avx512f", "avx512_bf16", "amx_bf16"}))
+    if gpu:
+        return EngineHardware("cuda", choose_dtype(dtype, gpu=True), None, None, interesting)
+    ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(ncpu))
+    bind = os.environ.get("VLLM_CPU_OMP_THREADS_BIND") or _cpu_range(cores)
+    kv = os.environ.get("VLLM_CPU_KVCACHE_SPACE")
+    kv_gib = int(kv) if kv else (kv_cache_space_gib or 2)
+    return EngineHardware("cpu", choose_dtype(dtype, gpu=False, flags=flags), bind, kv_gib, interesting)
+
+
+def apply_engine_env(hw: EngineHardware) -> None:
+    """Export the CPU settings for vLLM's engine process (it reads them from the environment)."""
+    if hw.device != "cpu":
+        return
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", hw.cpu_threads_bind or "auto")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(hw.kv_cache_space_gib))
+    logger.info(
+        "vLLM CPU engine: dtype=%s threads=%s kv_cache=%s GiB flags=%s",
+        hw.dtype, os.environ["VLLM_CPU_OMP_THREADS_BIND"], os.environ["VLLM_CPU_KVCACHE_SPACE"], ",".join(hw.cpu_flags),
+    )
+
+
+def _cpu_range(cores: list[int]) -> str:
+    """'0-3' for contiguous cores, '0,2,5' otherwise (the format VLLM_CPU_OMP_THREADS_BIND takes)."""
+    if cores and cores == list(range(cores[0], cores[-1] + 1)):
+        return f"{cores[0]}-{cores[-1]}" if len(cores) > 1 else str(cores[0])
+    return ",".join(map(str, cores))

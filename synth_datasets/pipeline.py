@@ -1,0 +1,128 @@
+"""A recipe run end to end: seeds -> prompts -> generate -> checks -> local Hub-layout folder.
+
+Each step is one of the package's plain functions over `Dataset`; this module only wires them in
+order from a `Recipe` and collects the provenance record that the dataset card is written from.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict, load_dataset
+
+from . import __version__
+from .card import parse_error_counts, save_hub_layout
+from .checks import CheckReport, run_checks
+from .generate import Generate
+from .recipe import Recipe, RecipeError
+from .tasks import classification
+
+logger = logging.getLogger(__name__)
+
+_LOADERS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+
+
+def load_seeds(recipe: Recipe) -> Dataset:
+    """The real rows the recipe names, drawn per label (and made rare where asked)."""
+    cfg = recipe.seeds
+    path = recipe.resolve(cfg.path)
+    if not path.exists():
+        raise RecipeError(f"seeds.path: {str(path)!r} does not exist (relative paths start at the recipe's folder)")
+    if path.is_dir():
+        ds = load_dataset(str(path), split=cfg.split)
+    elif path.suffix in _LOADERS:
+        ds = load_dataset(_LOADERS[path.suffix], data_files=str(path), split="train")
+    else:
+        raise RecipeError(f"seeds.path: cannot read {path.suffix!r} files; use one of {sorted(_LOADERS)} or a folder")
+    for column in (cfg.text_column, cfg.label_column):
+        if column not in ds.column_names:
+            raise RecipeError(f"seeds: the data has no column {column!r} (it has {ds.column_names}); set seeds.text_column / seeds.label_column")
+    return draw_seeds(ds, cfg.label_column, cfg.per_label, cfg.rare, cfg.seed, cfg.labels)
+
+
+def draw_seeds(ds: Dataset, label_column: str, per_label: int | None, rare: dict[str, int],
+               seed: int, labels: list[str] | None = None) -> Dataset:
+    """Up to `per_label` random rows of each label (`rare[label]` rows for rare ones), in label order."""
+    names = classification.label_names(ds, label_column)
+    wanted = list(labels) if labels else sorted(set(names))
+    missing = set(wanted) - set(names)
+    if missing:
+        raise RecipeError(f"seeds.labels: not in the data: {sorted(missing)}")
+    unknown_rare = set(rare) - set(wanted)
+    if unknown_rare:
+        raise RecipeError(f"seeds.rare: labels not among the chosen labels: {sorted(unknown_rare)}")
+    by_label: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        by_label.setdefault(name, []).append(i)
+    rng = random.Random(seed)
+    chosen = []
+    for label in wanted:
+        rows = by_label[label][:]
+        rng.shuffle(rows)
+        k = rare.get(label, per_label if per_label is not None else len(rows))
+        chosen.extend(sorted(rows[:k]))
+    return ds.select(chosen)
+
+
+def run_recipe(recipe: Recipe, output_dir: str | None = None) -> tuple[Path, CheckReport]:
+    """Run the whole recipe; return the output folder and the check report."""
+    seeds = load_seeds(recipe)
+    cfg, task = recipe.seeds, recipe.task
+    labels = cfg.labels or sorted(set(classification.label_names(seeds, cfg.label_column)))
+    extra = {k: v for k, v in (("template", task.prompt_template), ("system_prompt", task.system_prompt)) if v}
+    prompts = classification.classification_prompts(
+        seeds, labels, per_label=task.per_label, balance_to=task.balance_to,
+        text_column=cfg.text_column, label_column=cfg.label_column, shots=task.shots, seed=cfg.seed, **extra,
+    )
+    logger.info("%d seed rows, %d labels -> %d requests", len(seeds), len(labels), len(prompts))
+    gen = Generate(
+        model=recipe.generator.model, sampling=recipe.generator.sampling(), engine=recipe.engine,
+        json_schema=classification.json_schema(labels), parser="classification",
+    )
+    start = time.perf_counter()
+    synthetic = prompts.map(gen, batched=True, batch_size=recipe.generator.batch_size, desc="generate")
+    seconds = time.perf_counter() - start
+    kept, report = run_checks(synthetic, recipe.build_checks())
+    provenance = build_provenance(recipe, seeds, labels, prompts, synthetic, kept, report, gen, seconds, extra)
+    folder = save_hub_layout(DatasetDict(train=kept), output_dir or recipe.resolve(recipe.output.dir), provenance)
+    return folder, report
+
+
+def build_provenance(recipe, seeds, labels, prompts, synthetic, kept, report, gen, seconds, extra) -> dict:
+    """Everything the card states, as plain data (saved as provenance.json beside the data)."""
+    seed_counts = Counter(classification.label_names(seeds, recipe.seeds.label_column))
+    requested, kept_counts = Counter(prompts["label"]), Counter(kept["label"])
+    completion_tokens = sum(synthetic["completion_tokens"])
+    return {
+        "name": recipe.name,
+        "task": recipe.task.kind,
+        "license": None,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "synth_datasets_version": __version__,
+        "generator": gen.describe(),
+        "prompt": {
+            "system": extra.get("system_prompt", classification.SYSTEM_PROMPT),
+            "template": extra.get("template", classification.PROMPT_TEMPLATE),
+            "shots": recipe.task.shots,
+        },
+        "seeds": {
+            "source": recipe.seeds.path, "count": len(seeds), "license": recipe.seeds.license,
+            "per_label": recipe.seeds.per_label, "rare": recipe.seeds.rare, "seed": recipe.seeds.seed,
+            "balance_to": recipe.task.balance_to, "per_label_generated": recipe.task.per_label,
+        },
+        "labels": [
+            {"label": label, "seeds": seed_counts[label], "requested": requested[label], "kept": kept_counts[label]}
+            for label in labels
+        ],
+        "requests": len(prompts),
+        "rows": {"generated": len(synthetic), "kept": len(kept)},
+        "tokens": {"prompt": sum(synthetic["prompt_tokens"]), "completion": completion_tokens},
+        "generation_seconds": round(seconds, 2),
+        "parse_errors": parse_error_counts(synthetic["parse_error"]),
+        "checks": report.as_dict(),
+    }

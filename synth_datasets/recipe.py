@@ -1,0 +1,198 @@
+"""YAML recipe -> dataclasses. A bad field gets an error that names it, what came, and the fix.
+
+A recipe (see recipes/banking77.yaml):
+
+    name: banking77-demo
+    seeds:     {path: ..., text_column: text, label_column: category, per_label: 6, rare: {label: 2}}
+    task:      {kind: classification, balance_to: 20, shots: 3}
+    generator: {model: null, temperature: 0.9, top_p: 0.95, max_tokens: 96}
+    engine:    {dtype: auto, seed: 0}
+    checks:    [parsed, {length: {min_chars: 10}}, exact_dedup]
+    output:    {dir: outputs/banking77-demo}
+
+Relative paths are resolved against the recipe file's folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .checks import build_check
+from .engine import EngineConfig, SamplingConfig
+
+
+class RecipeError(ValueError):
+    """A recipe field is missing, unknown or of the wrong kind; the message says how to fix it."""
+
+
+@dataclass
+class SeedsConfig:
+    path: str = field(metadata={"help": "CSV/JSON/Parquet file (or a folder load_dataset reads) of real rows."})
+    text_column: str = "text"
+    label_column: str = "label"
+    labels: list[str] | None = field(default=None, metadata={"help": "Labels to use; default: all."})
+    per_label: int | None = field(default=None, metadata={"help": "Real rows drawn per label as seeds; default: all rows."})
+    rare: dict[str, int] = field(default_factory=dict, metadata={"help": "label -> rows drawn, to make classes rare."})
+    split: str = "train"
+    seed: int = 0
+    license: str | None = field(default=None, metadata={"help": "License/attribution of the real data, for the card."})
+
+    def __post_init__(self):
+        if self.per_label is not None and self.per_label < 1:
+            raise RecipeError(f"seeds.per_label must be >= 1, got {self.per_label}")
+
+
+@dataclass
+class TaskConfig:
+    kind: str = "classification"
+    per_label: int | None = field(default=None, metadata={"help": "Generate this many rows per label."})
+    balance_to: int | None = field(default=None, metadata={"help": "Generate each label's deficit up to this count."})
+    shots: int = 3
+    prompt_template: str | None = None
+    system_prompt: str | None = None
+
+    def __post_init__(self):
+        if self.kind != "classification":
+            raise RecipeError(f"task.kind: {self.kind!r} is not supported yet; use 'classification'")
+        if (self.per_label is None) == (self.balance_to is None):
+            raise RecipeError("task: set exactly one of per_label (rows per label) or balance_to (fill each label up to N)")
+
+
+@dataclass
+class GeneratorConfig:
+    model: str | None = field(default=None, metadata={"help": "HF id or local folder; null = embedded SmolLM2-135M-Instruct."})
+    temperature: float = 0.9
+    top_p: float = 0.95
+    max_tokens: int = 96
+    batch_size: int = field(default=1000, metadata={"help": "Rows per map batch = requests per engine call."})
+
+    def sampling(self) -> SamplingConfig:
+        return SamplingConfig(temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens)
+
+
+@dataclass
+class OutputConfig:
+    dir: str = "outputs/synthetic"
+
+
+@dataclass
+class Recipe:
+    name: str
+    seeds: SeedsConfig
+    task: TaskConfig = field(default_factory=TaskConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    checks: list = field(default_factory=lambda: ["parsed", "exact_dedup"])
+    output: OutputConfig = field(default_factory=OutputConfig)
+    base_dir: str = "."
+
+    def build_checks(self) -> list:
+        """The check objects, in recipe order."""
+        built = []
+        for i, item in enumerate(self.checks):
+            name, options = _check_entry(item, i)
+            try:
+                built.append(build_check(name, options))
+            except (TypeError, ValueError) as e:
+                raise RecipeError(f"checks[{i}]: {e}") from None
+        return built
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a YAML recipe."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise RecipeError(f"{path}: not valid YAML: {e}") from None
+    recipe = recipe_from_dict(data, base_dir=str(path.parent))
+    recipe.build_checks()  # fail now, not after generation
+    return recipe
+
+
+def recipe_from_dict(data, base_dir: str = ".") -> Recipe:
+    if not isinstance(data, dict):
+        raise RecipeError(f"a recipe is a YAML mapping of sections, got {type(data).__name__}")
+    return _build(Recipe, {**data, "base_dir": base_dir}, "")
+
+
+def _build(cls, data, where: str):
+    if not isinstance(data, dict):
+        raise RecipeError(f"{where or 'recipe'}: expected a mapping of fields, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            fix = f"did you mean {close[0]!r}?" if close else f"allowed fields: {', '.join(names)}"
+            raise RecipeError(f"{_at(where, key)}: unknown field; {fix}")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            kwargs[f.name] = _convert(hints[f.name], data[f.name], _at(where, f.name))
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            help_ = f.metadata.get("help", "")
+            raise RecipeError(f"{_at(where, f.name)}: required field is missing. {help_}".strip())
+    try:
+        return cls(**kwargs)
+    except RecipeError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise RecipeError(f"{where or 'recipe'}: {e}") from None
+
+
+def _convert(hint, value, where: str):
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value if value is not None else {}, where)
+    expected = origin or hint
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected in (str, int, float, bool, list, dict, tuple) and not _is(value, expected):
+        raise RecipeError(f"{where}: expected {_kind(expected)}, got {value!r}")
+    return value
+
+
+def _is(value, expected) -> bool:
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected is tuple:
+        return isinstance(value, (list, tuple))
+    return isinstance(value, expected)
+
+
+def _kind(t) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+            list: "a list", dict: "a mapping", tuple: "a list"}.get(t, str(t))
+
+
+def _at(where: str, key) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def _check_entry(item, i: int) -> tuple[str, dict]:
+    if isinstance(item, str):
+        return item, {}
+    if isinstance(item, dict) and len(item) == 1:
+        name, options = next(iter(item.items()))
+        if options is None or isinstance(options, dict):
+            return name, options or {}
+    raise RecipeError(f"checks[{i}]: expected a check name or {{name: {{option: value}}}}, got {item!r}")

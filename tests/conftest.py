@@ -1,0 +1,78 @@
+"""Shared fixtures: a fake engine for the fast tests, one real vLLM engine per session for the slow ones.
+
+The fake engine is registered in `engine.BACKENDS` under "fake" for the whole session and removed
+in `finally`, like simonw/llm's MockModel. It answers classification prompts with valid JSON unless a
+test swaps its `responder`, and counts calls so tests can see batching and cache hits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+import pytest
+
+from synth_datasets import engine as engine_mod
+from synth_datasets.engine import Completion, EngineConfig
+
+REAL_ENGINE = EngineConfig(max_model_len=1024, seed=0)  # every slow test uses this: one engine per session
+
+
+def default_responder(conversation: list[dict]) -> str:
+    """A valid classification answer: the label the prompt asked for and a text derived from the prompt."""
+    prompt = conversation[-1]["content"]
+    match = re.search(r'"label": "([^"]+)"', prompt)
+    label = match.group(1) if match else "unknown"
+    digest = hashlib.sha1(prompt.encode()).hexdigest()[:8]
+    return json.dumps({"text": f"message {digest} about {label.replace('_', ' ')}", "label": label})
+
+
+class FakeEngine:
+    """Satisfies the engine protocol without a model."""
+
+    responder = staticmethod(default_responder)
+    calls: list[int] = []  # batch sizes of every chat() call, across instances
+
+    def __init__(self, config: EngineConfig):
+        self.config = config
+
+    def chat(self, conversations, sampling, json_schema=None, use_tqdm=False):
+        FakeEngine.calls.append(len(conversations))
+        out = []
+        for conv in conversations:
+            text = type(self).responder(conv)
+            truncated = len(text.split()) > sampling.max_tokens
+            if truncated:
+                text = " ".join(text.split()[: sampling.max_tokens])
+            out.append(Completion(text, "length" if truncated else "stop", len(str(conv).split()), len(text.split())))
+        return out
+
+    def describe(self):
+        return {"backend": "fake"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fake_backend():
+    engine_mod.BACKENDS["fake"] = FakeEngine
+    try:
+        yield FakeEngine
+    finally:
+        engine_mod.BACKENDS.pop("fake", None)
+
+
+@pytest.fixture
+def fake_engine(fake_backend, monkeypatch):
+    """The fake engine with a fresh call log and the default responder."""
+    FakeEngine.calls = []
+    monkeypatch.setattr(FakeEngine, "responder", staticmethod(default_responder))
+    yield FakeEngine
+    for key in [k for k in engine_mod._ENGINES if k.backend == "fake"]:
+        del engine_mod._ENGINES[key]
+
+
+@pytest.fixture(scope="session")
+def real_engine_config():
+    """The real engine's config; the engine itself is built by the first test that generates."""
+    yield REAL_ENGINE
+    engine_mod.shutdown_engines()

@@ -1,0 +1,105 @@
+import json
+import pickle
+
+import pytest
+from datasets import Dataset, load_from_disk
+from datasets.fingerprint import Hasher
+
+from synth_datasets import Generate, SamplingConfig
+from synth_datasets.engine import EngineConfig, get_engine
+from synth_datasets.tasks import classification as c
+
+FAKE = EngineConfig(backend="fake")
+LABELS = ["card_arrival", "lost_card"]
+
+
+def prompts(n_per_label=3) -> Dataset:
+    seeds = Dataset.from_dict({"text": ["where is my card", "card not here", "lost it", "stolen card"],
+                               "label": ["card_arrival", "card_arrival", "lost_card", "lost_card"]})
+    return c.classification_prompts(seeds, per_label=n_per_label)
+
+
+def gen(**kw) -> Generate:
+    return Generate(engine=FAKE, json_schema=c.json_schema(LABELS), parser="classification", **kw)
+
+
+def on_disk(ds: Dataset, tmp_path) -> Dataset:
+    """Only datasets backed by files get cache files; save and reload to test caching."""
+    ds.save_to_disk(str(tmp_path / "prompts"))
+    return load_from_disk(str(tmp_path / "prompts"))
+
+
+def test_map_adds_raw_parsed_and_error_columns_in_one_engine_call(fake_engine):
+    out = prompts().map(gen(), batched=True, batch_size=1000)
+    assert fake_engine.calls == [6]
+    for col in ("raw_completion", "finish_reason", "parse_error", "text", "model_label", "label_agrees", "row_id", "messages"):
+        assert col in out.column_names
+    assert out["parse_error"] == [None] * 6
+    assert out["label_agrees"] == [True] * 6
+    assert out["model_label"] == out["label"]
+
+
+def test_malformed_and_truncated_outputs_are_recorded_not_raised(fake_engine, monkeypatch):
+    answers = iter(['{"text": "fine", "label": "lost_card"}', "Sure! Here is", '{"text": "x", "label": "nope"}',
+                    json.dumps({"text": "word " * 500, "label": "lost_card"}), "", '{"text": "ok", "label": "card_arrival"}'])
+    monkeypatch.setattr(fake_engine, "responder", staticmethod(lambda conv: next(answers)))
+    out = prompts().map(gen(sampling=SamplingConfig(max_tokens=50)), batched=True)
+    errors = out["parse_error"]
+    assert errors[0] is None and errors[5] is None
+    assert errors[1].startswith("invalid JSON") and "not one of" in errors[2]
+    assert errors[3].startswith("truncated") and out["finish_reason"][3] == "length"
+    assert errors[4].startswith("invalid JSON")
+    assert out["raw_completion"][1] == "Sure! Here is"
+    assert out["text"][1] is None and out["text"][0] == "fine"
+    assert out["label_agrees"][0] is False  # requested card_arrival, model said lost_card
+
+
+def test_fingerprint_comes_from_configuration_not_the_engine(fake_engine):
+    a, b = gen(), gen()
+    get_engine(FAKE)  # an engine now exists in the process; it must not change the hash
+    assert Hasher.hash(a) == Hasher.hash(b)
+    assert Hasher.hash(a) != Hasher.hash(gen(sampling=SamplingConfig(temperature=0.1)))
+    assert Hasher.hash(a) != Hasher.hash(Generate(engine=FAKE, json_schema=c.json_schema(["x"]), parser="classification"))
+    assert Hasher.hash(a) != Hasher.hash(gen(model="some/other-model"))
+    assert set(a.__getstate__()) == {"model", "sampling", "engine", "json_schema", "parser", "messages_column"}
+    restored = pickle.loads(pickle.dumps(a))
+    assert restored.fields == a.fields and Hasher.hash(restored) == Hasher.hash(a)
+
+
+def test_same_config_hits_the_datasets_cache_and_a_change_misses_it(fake_engine, tmp_path):
+    ds = on_disk(prompts(), tmp_path)
+    first = ds.map(gen(), batched=True)
+    assert fake_engine.calls == [6]
+    again = ds.map(gen(), batched=True)
+    assert fake_engine.calls == [6]  # no engine call: loaded from the cache file
+    assert again["raw_completion"] == first["raw_completion"]
+    assert again.cache_files == first.cache_files
+    ds.map(gen(sampling=SamplingConfig(temperature=0.2)), batched=True)
+    assert fake_engine.calls == [6, 6]
+    changed_prompt = on_disk(prompts(n_per_label=2), tmp_path / "other")
+    changed_prompt.map(gen(), batched=True)
+    assert fake_engine.calls == [6, 6, 4]
+
+
+def test_each_map_batch_is_one_engine_call(fake_engine):
+    prompts(n_per_label=5).map(gen(), batched=True, batch_size=4)
+    assert fake_engine.calls == [4, 4, 2]
+
+
+def test_config_errors_name_the_fix(fake_engine):
+    with pytest.raises(ValueError, match="choose one of"):
+        Generate(engine=FAKE, parser="nonsense")
+    with pytest.raises(ValueError, match="needs a json_schema"):
+        Generate(engine=FAKE, parser="json")
+    with pytest.raises(ValueError, match="top_p"):
+        SamplingConfig(top_p=0)
+    with pytest.raises(ValueError, match="engine.backend='nope' is not known"):
+        get_engine(EngineConfig(backend="nope"))
+    with pytest.raises(KeyError, match="messages"):
+        Dataset.from_dict({"prompt": ["hi"]}).map(Generate(engine=FAKE), batched=True)
+
+
+def test_text_parser_keeps_completion_only(fake_engine):
+    out = prompts(1).map(Generate(engine=FAKE), batched=True)
+    assert "text" not in out.column_names
+    assert all(r.startswith("{") for r in out["raw_completion"])

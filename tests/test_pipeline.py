@@ -1,0 +1,108 @@
+"""The whole recipe path with the fake engine: seeds -> prompts -> generate -> checks -> Hub layout."""
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from datasets import load_dataset
+
+from synth_datasets import cli
+from synth_datasets.pipeline import draw_seeds, run_recipe
+from synth_datasets.recipe import RecipeError, load_recipe
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "banking77" / "train.csv"
+
+
+def write_recipe(tmp_path, **overrides) -> Path:
+    data = yaml.safe_load(Path("recipes/banking77.yaml").read_text())
+    data["seeds"]["path"] = str(SHARED)
+    data["engine"] = {"backend": "fake"}
+    data["output"] = {"dir": str(tmp_path / "out")}
+    for section, values in overrides.items():
+        data[section].update(values)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_recipe_runs_end_to_end_and_loads_back(fake_engine, tmp_path):
+    recipe = load_recipe(write_recipe(tmp_path))
+    folder, report = run_recipe(recipe)
+    loaded = load_dataset(str(folder))
+    train = loaded["train"]
+    # balancing: 5 labels with 6 seeds get 10 rows each, 3 rare labels with 2 seeds get 14 each
+    assert len(train) == 5 * 10 + 3 * 14
+    assert Counter(train["label"])["pin_blocked"] == 14 and Counter(train["label"])["card_arrival"] == 10
+    assert [r.removed for r in report.results] == [0, 0, 0]
+    provenance = json.loads((folder / "provenance.json").read_text())
+    assert provenance["seeds"]["count"] == 5 * 6 + 3 * 2
+    assert provenance["requests"] == 92 and provenance["rows"] == {"generated": 92, "kept": 92}
+
+
+def test_card_states_provenance_and_hub_yaml(fake_engine, tmp_path):
+    folder, _ = run_recipe(load_recipe(write_recipe(tmp_path)))
+    card = (folder / "README.md").read_text()
+    header = yaml.safe_load(card.split("---")[1])
+    assert "synthetic" in header["tags"]
+    (data_file,) = (folder / "data").glob("*.parquet")
+    assert header["configs"] == [{"config_name": "default", "data_files": [{"split": "train", "path": f"data/{data_file.name}"}]}]
+    assert header["task_categories"] == ["text-classification"]
+    for needle in ("temperature=0.9", "max_tokens=80", "36 real rows", "| pin_blocked | 2 | 14 | 14 |",
+                   "| exact_dedup |", "CC BY 4.0", "Write one new message", '"enum"'):
+        assert needle in card, needle
+
+
+def test_filters_and_parse_errors_are_counted_in_the_card(fake_engine, tmp_path, monkeypatch):
+    calls = {"n": 0}
+
+    def responder(conv):
+        calls["n"] += 1
+        if calls["n"] % 4 == 0:
+            return "Sure! Here is a message:"
+        if calls["n"] % 4 == 1:
+            return json.dumps({"text": "The same text every time", "label": "atm_support"})
+        return json.dumps({"text": f"unique message number {calls['n']}", "label": "atm_support"})
+
+    monkeypatch.setattr(fake_engine, "responder", staticmethod(responder))
+    folder, report = run_recipe(load_recipe(write_recipe(tmp_path)))
+    removed = {r.check["name"]: r.removed for r in report.results}
+    assert removed == {"parsed": 23, "length": 0, "exact_dedup": 22}
+    card = (folder / "README.md").read_text()
+    assert "| parsed | - | 92 | 23 | 69 |" in card
+    assert "| invalid JSON | 23 |" in card
+    assert len(load_dataset(str(folder))["train"]) == 92 - 23 - 22
+
+
+def test_rerun_with_other_data_loads_the_new_rows_not_a_stale_cache(fake_engine, tmp_path):
+    folder, _ = run_recipe(load_recipe(write_recipe(tmp_path)))
+    assert len(load_dataset(str(folder))["train"]) == 92
+    folder, _ = run_recipe(load_recipe(write_recipe(tmp_path, task={"balance_to": 10})))
+    assert len(list((folder / "data").glob("*.parquet"))) == 1
+    assert len(load_dataset(str(folder))["train"]) == 5 * 4 + 3 * 8
+
+
+def test_draw_seeds_is_seeded_and_respects_rare(fake_engine):
+    ds = load_dataset("csv", data_files=str(SHARED), split="train")
+    a = draw_seeds(ds, "category", 4, {"atm_support": 1}, seed=3, labels=["atm_support", "card_arrival"])
+    b = draw_seeds(ds, "category", 4, {"atm_support": 1}, seed=3, labels=["atm_support", "card_arrival"])
+    assert a["text"] == b["text"] and Counter(a["category"]) == {"atm_support": 1, "card_arrival": 4}
+    with pytest.raises(RecipeError, match="not in the data"):
+        draw_seeds(ds, "category", 4, {}, seed=0, labels=["no_such_intent"])
+
+
+def test_cli_help_and_bad_recipe_exit_code(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--help"])
+    assert e.value.code == 0 and "generate" in capsys.readouterr().out
+    bad = write_recipe(tmp_path, generator={"temperature": "hot"})
+    assert cli.main(["generate", str(bad)]) == 2
+    assert "generator.temperature: expected a number, got 'hot'" in capsys.readouterr().err
+
+
+def test_cli_generate_with_fake_engine(fake_engine, tmp_path, capsys):
+    assert cli.main(["generate", str(write_recipe(tmp_path)), "--output", str(tmp_path / "cli-out")]) == 0
+    out = capsys.readouterr().out
+    assert "exact_dedup" in out and "cli-out" in out
+    assert len(load_dataset(str(tmp_path / "cli-out"))["train"]) == 92

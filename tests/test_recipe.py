@@ -1,0 +1,64 @@
+import textwrap
+
+import pytest
+
+from synth_datasets.recipe import RecipeError, load_recipe, recipe_from_dict
+
+BANKING = "recipes/banking77.yaml"
+
+
+def minimal(**sections):
+    data = {"name": "t", "seeds": {"path": "x.csv"}, "task": {"per_label": 2}}
+    data.update(sections)
+    return data
+
+
+def test_shipped_recipe_loads():
+    recipe = load_recipe(BANKING)
+    assert recipe.task.balance_to == 16
+    assert recipe.seeds.rare == {"pin_blocked": 2, "Refund_not_showing_up": 2, "atm_support": 2}
+    assert [c.name for c in recipe.build_checks()] == ["parsed", "length", "exact_dedup"]
+
+
+@pytest.mark.parametrize("data,message", [
+    (minimal(generator={"temprature": 0.5}), "generator.temprature: unknown field; did you mean 'temperature'"),
+    (minimal(generator={"max_tokens": "many"}), "generator.max_tokens: expected an integer, got 'many'"),
+    (minimal(engine={"dtype": "auto", "seed": 1.5}), "engine.seed: expected an integer"),
+    ({"name": "t", "task": {"per_label": 2}}, "seeds: required field is missing"),
+    ({"name": "t", "seeds": {}}, "seeds.path: required field is missing"),
+    (minimal(task={"per_label": 2, "balance_to": 3}), "exactly one of per_label"),
+    (minimal(task={"kind": "summaries", "per_label": 2}), "task.kind: 'summaries' is not supported"),
+    (minimal(engine={"max_model_len": 4}), "engine: engine.max_model_len must be >= 16"),
+    (minimal(seeds="data.csv"), "seeds: expected a mapping of fields"),
+    (minimal(outptu={"dir": "x"}), "outptu: unknown field; did you mean 'output'"),
+])
+def test_bad_recipes_name_the_field_and_the_fix(data, message):
+    with pytest.raises(RecipeError) as e:
+        recipe_from_dict(data).build_checks()
+    assert message in str(e.value)
+
+
+def test_bad_check_entries(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text(textwrap.dedent("""
+        name: t
+        seeds: {path: x.csv}
+        task: {per_label: 1}
+        checks: [parsed, {length: {min_char: 3}}]
+    """))
+    with pytest.raises(RecipeError, match=r"checks\[1\]: checks.length: unknown option\(s\) \['min_char'\]"):
+        load_recipe(path)
+
+
+def test_ints_are_accepted_for_floats_and_nulls_for_optionals():
+    recipe = recipe_from_dict(minimal(generator={"temperature": 1, "model": None}))
+    assert recipe.generator.temperature == 1.0 and recipe.generator.model is None
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(RecipeError, match="does not exist"):
+        load_recipe(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed")
+    with pytest.raises(RecipeError, match="not valid YAML"):
+        load_recipe(bad)

@@ -53,6 +53,7 @@ def _generate(recipe, output: str | None) -> int:
 
     folder, report = run_recipe(recipe, output)
     print(report.table())
+    folder = folder.resolve()
     print(f"wrote {folder} (load it with datasets.load_dataset({str(folder)!r}))")
     return 0
 

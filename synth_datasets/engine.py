@@ -141,6 +141,14 @@ class VLLMEngine:
     def describe(self) -> dict[str, Any]:
         return describe_backend(self.config)
 
+    def shutdown(self) -> None:
+        """Stop vLLM's engine processes now, not at interpreter exit (when logging is already gone)."""
+        try:
+            self.llm.llm_engine.engine_core.shutdown()
+        except AttributeError:  # another vLLM layout: fall back to garbage collection
+            pass
+        del self.llm
+
 
 def describe_backend(config: EngineConfig) -> dict[str, Any]:
     """What would run `config` here (backend, version, hardware choices), without starting it."""
@@ -174,5 +182,8 @@ def get_engine(config: EngineConfig) -> Engine:
 
 
 def shutdown_engines() -> None:
-    """Drop every cached engine (tests; freeing memory between runs)."""
-    _ENGINES.clear()
+    """Shut down and drop every cached engine (end of tests; freeing memory between runs)."""
+    while _ENGINES:
+        _, engine = _ENGINES.popitem()
+        if hasattr(engine, "shutdown"):
+            engine.shutdown()

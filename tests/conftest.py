@@ -22,7 +22,7 @@ REAL_ENGINE = EngineConfig(max_model_len=1024, seed=0)  # every slow test uses t
 def default_responder(conversation: list[dict]) -> str:
     """A valid classification answer: the label the prompt asked for and a text derived from the prompt."""
     prompt = conversation[-1]["content"]
-    match = re.search(r'"label": "([^"]+)"', prompt)
+    match = re.search(r'"label" is "([^"]+)"', prompt)
     label = match.group(1) if match else "unknown"
     digest = hashlib.sha1(prompt.encode()).hexdigest()[:8]
     return json.dumps({"text": f"message {digest} about {label.replace('_', ' ')}", "label": label})

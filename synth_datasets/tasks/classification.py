@@ -46,7 +46,7 @@ Rules:
 - It must clearly have the intent "{{ label_name }}" and no other.
 - Do not copy an example. Write only the message: no greeting to me, no explanation.
 
-Answer as JSON: {"text": "<the message>", "label": "{{ label }}"}"""
+Answer with a JSON object: "text" is your new message, "label" is "{{ label }}"."""
 
 LENGTHS = ("in a few words", "in one short sentence", "in one or two sentences", "in two or three sentences")
 TONES = ("neutral", "polite", "frustrated", "hurried", "casual", "formal", "worried")

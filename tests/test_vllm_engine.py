@@ -1,0 +1,110 @@
+"""The real thing: vLLM on the embedded SmolLM2-135M-Instruct, through `Dataset.map`.
+
+One engine for the whole session (it takes 30-70 s to start on 2 CPU cores); every test here uses
+`REAL_ENGINE` so they share it. Sized to generate a few thousand tokens in all.
+"""
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from datasets import Dataset, load_dataset, load_from_disk
+
+from synth_datasets import Generate, SamplingConfig, engine as engine_mod
+from synth_datasets.models import default_model_dir
+from synth_datasets.pipeline import run_recipe
+from synth_datasets.recipe import load_recipe
+from synth_datasets.tasks import classification as c
+
+pytestmark = pytest.mark.slow
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "banking77" / "train.csv"
+LABELS = ["card_arrival", "lost_or_stolen_card", "exchange_rate"]
+
+
+class CountingEngine:
+    """Wraps the real engine to count the requests that reach it."""
+
+    def __init__(self, inner):
+        self.inner, self.requests = inner, 0
+
+    def chat(self, conversations, sampling, json_schema=None):
+        self.requests += len(conversations)
+        return self.inner.chat(conversations, sampling, json_schema)
+
+    def describe(self):
+        return self.inner.describe()
+
+
+@pytest.fixture(scope="module")
+def counting(real_engine_config):
+    real = engine_mod.get_engine(real_engine_config)
+    counter = CountingEngine(real)
+    engine_mod._ENGINES[real_engine_config] = counter
+    yield counter
+    engine_mod._ENGINES[real_engine_config] = real
+
+
+def test_embedded_model_is_converted_once_to_a_safetensors_folder():
+    folder = default_model_dir()
+    assert (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
+    assert "chat_template" in (folder / "tokenizer_config.json").read_text() or (folder / "chat_template.jinja").exists()
+    assert default_model_dir() == folder
+
+
+def test_structured_generation_through_map_parses_and_hits_the_cache(counting, real_engine_config, tmp_path):
+    seeds = load_dataset("csv", data_files=str(SHARED), split="train").filter(lambda r: r["category"] in LABELS)
+    seeds = seeds.shuffle(seed=0).select(range(30))
+    prompts = c.classification_prompts(seeds, LABELS, per_label=8, label_column="category")
+    prompts.save_to_disk(str(tmp_path / "prompts"))
+    prompts = load_from_disk(str(tmp_path / "prompts"))  # file-backed, so map results are cached
+    gen = Generate(engine=real_engine_config, json_schema=c.json_schema(LABELS), parser="classification",
+                   sampling=SamplingConfig(temperature=0.7, max_tokens=96))
+
+    first = prompts.map(gen, batched=True, batch_size=1000)
+    assert counting.requests == 24
+    ok = [r for r in first if r["parse_error"] is None]
+    # The 135M model is weak, but constrained decoding makes every finished answer valid JSON.
+    for row in first:
+        if row["finish_reason"] == "stop":
+            obj = json.loads(row["raw_completion"])
+            assert obj["label"] in LABELS
+            if row["parse_error"] is None:
+                assert row["text"] == obj["text"].strip() and row["model_label"] == obj["label"]
+        else:
+            assert row["parse_error"].startswith("truncated")
+    assert len(ok) >= 8, Counter(r["parse_error"] for r in first)
+    assert all(r["label"] in LABELS and r["completion_tokens"] > 0 for r in first)
+
+    again = prompts.map(gen, batched=True, batch_size=1000)
+    assert counting.requests == 24  # same configuration: served from the datasets cache
+    assert again["raw_completion"] == first["raw_completion"]
+
+    hotter = Generate(engine=real_engine_config, json_schema=c.json_schema(LABELS), parser="classification",
+                      sampling=SamplingConfig(temperature=1.0, max_tokens=96))
+    prompts.select(range(4)).map(hotter, batched=True)
+    assert counting.requests == 28  # a different temperature misses the cache
+
+
+def test_recipe_on_the_real_engine_exports_a_folder_that_loads_back(counting, real_engine_config, tmp_path):
+    data = yaml.safe_load(Path("recipes/banking77.yaml").read_text())
+    data["seeds"].update(path=str(SHARED), labels=LABELS, rare={"exchange_rate": 1}, per_label=3)
+    data["task"] = {"kind": "classification", "balance_to": 6}
+    data["engine"] = {k: getattr(real_engine_config, k) for k in ("max_model_len", "seed")}
+    data["output"] = {"dir": str(tmp_path / "out")}
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(data))
+    before = counting.requests
+    folder, report = run_recipe(load_recipe(path))
+    assert counting.requests - before == 3 + 3 + 5
+    provenance = json.loads((folder / "provenance.json").read_text())
+    kept = provenance["rows"]["kept"]
+    assert report.results[-1].kept == kept
+    loaded = load_dataset(str(folder))["train"]
+    assert len(loaded) == kept
+    saved = Dataset.from_parquet(str(next((folder / "data").glob("*.parquet"))))
+    assert loaded["row_id"] == saved["row_id"] and loaded["text"] == saved["text"]
+    card = (folder / "README.md").read_text()
+    assert "SmolLM2-135M-Instruct" in card and "synthetic" in card
+    assert provenance["generator"]["hardware"]["dtype"] in ("float32", "bfloat16")

@@ -13,7 +13,9 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
-from datasets import Dataset, DatasetDict, load_dataset
+import datasets
+from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
+from datasets.fingerprint import Hasher
 
 from . import __version__
 from .card import parse_error_counts, save_hub_layout
@@ -80,6 +82,7 @@ def run_recipe(recipe: Recipe, output_dir: str | None = None) -> tuple[Path, Che
         text_column=cfg.text_column, label_column=cfg.label_column, shots=task.shots, seed=cfg.seed, **extra,
     )
     logger.info("%d seed rows, %d labels -> %d requests", len(seeds), len(labels), len(prompts))
+    prompts = file_backed(prompts)
     gen = Generate(
         model=recipe.generator.model, sampling=recipe.generator.sampling(), engine=recipe.engine,
         json_schema=classification.json_schema(labels), parser="classification",
@@ -91,6 +94,20 @@ def run_recipe(recipe: Recipe, output_dir: str | None = None) -> tuple[Path, Che
     provenance = build_provenance(recipe, seeds, labels, prompts, synthetic, kept, report, gen, seconds, extra)
     folder = save_hub_layout(DatasetDict(train=kept), output_dir or recipe.resolve(recipe.output.dir), provenance)
     return folder, report
+
+
+def file_backed(prompts: Dataset) -> Dataset:
+    """The prompts saved once under the datasets cache, keyed by their row ids, and loaded back.
+
+    `datasets` caches `map` results only for file-backed datasets, and an in-memory dataset gets a
+    random fingerprint; saving the prompts under a name derived from their content gives a rerun
+    of the same recipe the same input fingerprint, so generation is served from the cache.
+    """
+    key = Hasher.hash(prompts["row_id"])
+    folder = Path(datasets.config.HF_DATASETS_CACHE) / "synth_datasets" / f"prompts-{key}"
+    if not (folder / "state.json").exists():
+        prompts.save_to_disk(str(folder))
+    return load_from_disk(str(folder))
 
 
 def build_provenance(recipe, seeds, labels, prompts, synthetic, kept, report, gen, seconds, extra) -> dict:

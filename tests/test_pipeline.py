@@ -15,6 +15,15 @@ from synth_datasets.recipe import RecipeError, load_recipe
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "banking77" / "train.csv"
 
 
+@pytest.fixture(autouse=True)
+def own_datasets_cache(tmp_path, monkeypatch):
+    """Each test gets its own datasets cache: the fake engine's answers change between tests while
+    its configuration does not, so a shared cache would serve one test's rows to another."""
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+
+
 def write_recipe(tmp_path, **overrides) -> Path:
     data = yaml.safe_load(Path("recipes/banking77.yaml").read_text())
     data["seeds"]["path"] = str(SHARED)
@@ -106,3 +115,14 @@ def test_cli_generate_with_fake_engine(fake_engine, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "exact_dedup" in out and "cli-out" in out
     assert len(load_dataset(str(tmp_path / "cli-out"))["train"]) == 92
+
+
+def test_rerunning_a_recipe_is_served_from_the_cache(fake_engine, tmp_path):
+    recipe = load_recipe(write_recipe(tmp_path))
+    run_recipe(recipe)
+    assert fake_engine.calls == [92]
+    folder, _ = run_recipe(recipe)
+    assert fake_engine.calls == [92]  # same recipe, same prompts: no engine call
+    assert len(load_dataset(str(folder))["train"]) == 92
+    run_recipe(load_recipe(write_recipe(tmp_path, generator={"temperature": 0.5})))
+    assert fake_engine.calls == [92, 92]

@@ -87,7 +87,10 @@ def test_structured_generation_through_map_parses_and_hits_the_cache(counting, r
     assert counting.requests == 28  # a different temperature misses the cache
 
 
-def test_recipe_on_the_real_engine_exports_a_folder_that_loads_back(counting, real_engine_config, tmp_path):
+def test_recipe_on_the_real_engine_exports_a_folder_that_loads_back(counting, real_engine_config, tmp_path, monkeypatch):
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")  # generate, not a cache hit
     data = yaml.safe_load(Path("recipes/banking77.yaml").read_text())
     data["seeds"].update(path=str(SHARED), labels=LABELS, rare={"exchange_rate": 1}, per_label=3)
     data["task"] = {"kind": "classification", "balance_to": 6}

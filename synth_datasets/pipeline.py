@@ -85,7 +85,7 @@ def run_recipe(recipe: Recipe, output_dir: str | None = None) -> tuple[Path, Che
     prompts = file_backed(prompts)
     gen = Generate(
         model=recipe.generator.model, sampling=recipe.generator.sampling(), engine=recipe.engine,
-        json_schema=classification.json_schema(labels), parser="classification",
+        json_schema=classification.json_schema(labels, task.max_chars), parser="classification",
     )
     start = time.perf_counter()
     synthetic = prompts.map(gen, batched=True, batch_size=recipe.generator.batch_size, desc="generate")

@@ -55,6 +55,7 @@ class TaskConfig:
     per_label: int | None = field(default=None, metadata={"help": "Generate this many rows per label."})
     balance_to: int | None = field(default=None, metadata={"help": "Generate each label's deficit up to this count."})
     shots: int = 3
+    max_chars: int | None = field(default=None, metadata={"help": "Cap on the generated text's length, enforced by the JSON grammar."})
     prompt_template: str | None = None
     system_prompt: str | None = None
 
@@ -63,6 +64,8 @@ class TaskConfig:
             raise RecipeError(f"task.kind: {self.kind!r} is not supported yet; use 'classification'")
         if (self.per_label is None) == (self.balance_to is None):
             raise RecipeError("task: set exactly one of per_label (rows per label) or balance_to (fill each label up to N)")
+        if self.max_chars is not None and self.max_chars < 1:
+            raise RecipeError(f"task.max_chars must be >= 1 (or null for no cap), got {self.max_chars}")
 
 
 @dataclass

@@ -58,7 +58,7 @@ def test_card_states_provenance_and_hub_yaml(fake_engine, tmp_path):
     (data_file,) = (folder / "data").glob("*.parquet")
     assert header["configs"] == [{"config_name": "default", "data_files": [{"split": "train", "path": f"data/{data_file.name}"}]}]
     assert header["task_categories"] == ["text-classification"]
-    for needle in ("temperature=0.9", "max_tokens=80", "36 real rows", "| pin_blocked | 2 | 14 | 14 |",
+    for needle in ("temperature=0.9", "max_tokens=96", "\"maxLength\": 240", "36 real rows", "| pin_blocked | 2 | 14 | 14 |",
                    "| exact_dedup |", "CC BY 4.0", "Write one new message", '"enum"'):
         assert needle in card, needle
 

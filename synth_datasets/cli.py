@@ -13,6 +13,8 @@ import sys
 
 import yaml
 
+from .recipe import describe_fields
+
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -23,7 +25,8 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     gen = sub.add_parser("generate", help="run a YAML recipe: seeds -> prompts -> vLLM -> checks -> dataset folder",
                          description="Run a recipe end to end and write a dataset folder in Hub layout "
-                                     "(data/*.parquet + README.md card + provenance.json).")
+                                     "(data/*.parquet + README.md card + provenance.json).",
+                         epilog=describe_fields(), formatter_class=argparse.RawDescriptionHelpFormatter)
     gen.add_argument("recipe", help="path to a YAML recipe (see recipes/banking77.yaml)")
     gen.add_argument("--output", help="output folder (default: the recipe's output.dir)")
     show = sub.add_parser("show-recipe", help="validate a recipe and print it with all defaults filled in")

@@ -96,6 +96,10 @@ class Recipe:
     output: OutputConfig = field(default_factory=OutputConfig)
     base_dir: str = "."
 
+    def __post_init__(self):
+        if self.engine.model is not None:
+            raise RecipeError("engine.model: name the model once, as generator.model")
+
     def build_checks(self) -> list:
         """The check objects, in recipe order."""
         built = []
@@ -189,6 +193,25 @@ def _kind(t) -> str:
 
 def _at(where: str, key) -> str:
     return f"{where}.{key}" if where else str(key)
+
+
+def describe_fields() -> str:
+    """Every recipe section and field with its default and help, for `synth-datasets generate --help`."""
+    from .checks import CHECKS
+
+    lines = ["recipe fields (section.field = default: help):", "  name: the dataset's name (required)"]
+    for section in ("seeds", "task", "generator", "engine", "output"):
+        cls = typing.get_type_hints(Recipe)[section]
+        for f in dataclasses.fields(cls):
+            if cls is EngineConfig and f.name == "model":
+                continue  # a recipe names the model once, as generator.model
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                default = "(required)"
+            else:
+                default = repr(f.default if f.default is not dataclasses.MISSING else f.default_factory())
+            lines.append(f"  {section}.{f.name} = {default}: {f.metadata.get('help', '')}".rstrip(": "))
+    lines.append(f"  checks: a list of names or {{name: {{option: value}}}}; names: {', '.join(sorted(CHECKS))}")
+    return "\n".join(lines)
 
 
 def _check_entry(item, i: int) -> tuple[str, dict]:

@@ -31,6 +31,8 @@ def test_shipped_recipe_loads():
     (minimal(engine={"max_model_len": 4}), "engine: engine.max_model_len must be >= 16"),
     (minimal(seeds="data.csv"), "seeds: expected a mapping of fields"),
     (minimal(outptu={"dir": "x"}), "outptu: unknown field; did you mean 'output'"),
+    (minimal(engine={"model": "x/y"}), "engine.model: name the model once, as generator.model"),
+    (minimal(task={"per_label": 2, "max_chars": 0}), "task.max_chars must be >= 1"),
 ])
 def test_bad_recipes_name_the_field_and_the_fix(data, message):
     with pytest.raises(RecipeError) as e:
@@ -62,3 +64,13 @@ def test_missing_file_and_bad_yaml(tmp_path):
     bad.write_text("name: [unclosed")
     with pytest.raises(RecipeError, match="not valid YAML"):
         load_recipe(bad)
+
+
+def test_generate_help_lists_every_recipe_field():
+    from synth_datasets.recipe import describe_fields
+
+    text = describe_fields()
+    for needle in ("seeds.path = (required)", "task.balance_to = None: Generate each label's deficit",
+                   "engine.dtype = 'auto'", "generator.max_tokens = 96", "exact_dedup, length, parsed"):
+        assert needle in text
+    assert "engine.model" not in text

@@ -6,12 +6,13 @@ The pipeline, in order (stages take and return `Dataset`; nothing else to learn)
     import synth_datasets as sd
 
     seeds = load_dataset("csv", data_files="seeds.csv", split="train")          # real rows: text,label
-    labels = sorted(set(seeds["label"]))
+    labels = sorted(set(sd.classification.label_names(seeds, "label")))         # names, also for ClassLabel
     prompts = sd.classification_prompts(seeds, balance_to=50)                   # chat requests
     gen = sd.Generate(json_schema=sd.classification.json_schema(labels), parser="classification")
-    synthetic = prompts.map(gen, batched=True, batch_size=1000)                  # vLLM, cached by config
+    synthetic = sd.generate(prompts, gen)   # = prompts.map(gen, batched=True, batch_size=1000,
+                                            #               features=gen.features(prompts.features))
     kept, report = sd.run_checks(synthetic, [sd.Parsed(), sd.Length(min_chars=10), sd.ExactDuplicates()])
-    sd.save_hub_layout(DatasetDict(train=kept), "out/", provenance)             # card + data files
+    sd.save_hub_layout(DatasetDict(train=kept), "out/", {"name": "mine", "checks": report.as_dict()})
     load_dataset("out/")                                                         # loads it back
 
 Or all of it from a YAML recipe: `synth-datasets generate recipes/banking77.yaml`.
@@ -21,7 +22,7 @@ __version__ = "0.1.0"
 
 from .checks import CHECKS, CheckReport, ExactDuplicates, Length, Parsed, run_checks  # noqa: E402
 from .engine import Completion, EngineConfig, SamplingConfig  # noqa: E402
-from .generate import Generate  # noqa: E402
+from .generate import Generate, generate  # noqa: E402
 from .tasks import classification  # noqa: E402
 from .tasks.classification import classification_prompts  # noqa: E402
 
@@ -29,6 +30,6 @@ from .card import save_hub_layout  # noqa: E402  (imports __version__ from here)
 
 __all__ = [
     "CHECKS", "CheckReport", "Completion", "EngineConfig", "ExactDuplicates", "Generate", "Length",
-    "Parsed", "SamplingConfig", "classification", "classification_prompts", "run_checks",
+    "Parsed", "SamplingConfig", "classification", "generate", "classification_prompts", "run_checks",
     "save_hub_layout", "__version__",
 ]

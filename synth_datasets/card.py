@@ -67,13 +67,14 @@ def card_data(dsdict: DatasetDict, provenance: dict, files: dict[str, str] | Non
 
 def render_card(dsdict: DatasetDict, provenance: dict, files: dict[str, str] | None = None) -> DatasetCard:
     """The dataset card, rendered from cards/dataset_card.md and the provenance record."""
-    gen = provenance["generator"]
+    gen = provenance.get("generator", {})
     engine = gen.get("engine", {})
     hw = gen.get("hardware") or {}
     sampling = gen.get("sampling", {})
-    checks = provenance.get("checks", {}).get("checks", [])
-    for r in checks:
-        r["settings"] = ", ".join(f"{k}={v}" for k, v in r["check"].items() if k != "name") or "-"
+    checks = [
+        {**r, "settings": ", ".join(f"{k}={v}" for k, v in r["check"].items() if k != "name") or "-"}
+        for r in provenance.get("checks", {}).get("checks", [])
+    ]
     return DatasetCard.from_template(
         card_data(dsdict, provenance, files),
         template_path=template_path(),
@@ -100,6 +101,7 @@ def render_card(dsdict: DatasetDict, provenance: dict, files: dict[str, str] | N
 def save_hub_layout(dsdict: DatasetDict, folder: str | Path, provenance: dict) -> Path:
     """Write data files, README.md card and provenance.json in the layout of a Hub dataset repo."""
     folder = Path(folder)
+    render_card(dsdict, provenance)  # fail on a bad provenance before touching the folder
     (folder / "data").mkdir(parents=True, exist_ok=True)
     for old in (folder / "data").glob("*.parquet"):
         old.unlink()  # a rerun must not leave a previous run's files behind to be loaded with these

@@ -57,6 +57,9 @@ def _generate(recipe, output: str | None) -> int:
     folder, report = run_recipe(recipe, output)
     print(report.table())
     folder = folder.resolve()
+    if report.results and report.results[-1].kept == 0:
+        print(f"synth-datasets: no row survived the checks; {folder}/README.md says what removed them", file=sys.stderr)
+        return 1
     print(f"wrote {folder} (load it with datasets.load_dataset({str(folder)!r}))")
     return 0
 

@@ -45,12 +45,15 @@ class SamplingConfig:
 
     def __post_init__(self):
         if self.temperature < 0:
-            raise ValueError(f"sampling.temperature must be >= 0, got {self.temperature}")
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
-            raise ValueError(f"sampling.top_p must be in (0, 1], got {self.top_p}")
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.max_tokens < 1:
-            raise ValueError(f"sampling.max_tokens must be >= 1, got {self.max_tokens}")
+            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
         object.__setattr__(self, "stop", tuple(self.stop))
+
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,9 @@ class EngineConfig:
 
     def __post_init__(self):
         if self.max_model_len < 16:
-            raise ValueError(f"engine.max_model_len must be >= 16, got {self.max_model_len}")
+            raise ValueError(f"max_model_len must be >= 16, got {self.max_model_len}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
 
 
 @dataclass
@@ -175,7 +180,7 @@ def get_engine(config: EngineConfig) -> Engine:
     if config not in _ENGINES:
         if config.backend not in BACKENDS:
             raise ValueError(
-                f"engine.backend={config.backend!r} is not known; choose one of {sorted(BACKENDS)}"
+                f"engine backend {config.backend!r} is not known; choose one of {sorted(BACKENDS)}"
             )
         _ENGINES[config] = BACKENDS[config.backend](config)
     return _ENGINES[config]

@@ -1,6 +1,8 @@
 """Generation as a `Dataset.map(batched=True)` transform.
 
-    synthetic = prompts.map(Generate(json_schema=schema, parser="json"), batched=True, batch_size=1000)
+    gen = Generate(json_schema=schema, parser="json")
+    synthetic = prompts.map(gen, batched=True, batch_size=1000, features=gen.features(prompts.features))
+    synthetic = generate(prompts, gen)      # the same, in one call
 
 Input columns:  `messages` (a chat request per row; any name via `messages_column`).
 Output columns: `raw_completion`, `finish_reason`, `prompt_tokens`, `completion_tokens`,
@@ -23,13 +25,31 @@ import logging
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from datasets import Dataset, Features, Value
+
+from . import __version__
 from . import engine as engine_mod
 from .engine import EngineConfig, SamplingConfig
-from .tasks import PARSERS, parser_fields
+from .tasks import PARSERS, parser_features, parser_fields
 
 logger = logging.getLogger(__name__)
 
-GENERATE_COLUMNS = ("raw_completion", "finish_reason", "prompt_tokens", "completion_tokens", "parse_error")
+GENERATE_FEATURES = {
+    "raw_completion": Value("string"), "finish_reason": Value("string"), "prompt_tokens": Value("int64"),
+    "completion_tokens": Value("int64"), "parse_error": Value("string"),
+}
+GENERATE_COLUMNS = tuple(GENERATE_FEATURES)
+
+
+def generate(ds: Dataset, gen: "Generate", batch_size: int = 1000, **map_kwargs) -> Dataset:
+    """`ds.map(gen)` with the settings generation wants: batched, large batches, fixed output types.
+
+        synthetic = generate(prompts, Generate(json_schema=schema, parser="classification"))
+
+    is `prompts.map(gen, batched=True, batch_size=1000, features=gen.features(prompts.features))`.
+    """
+    map_kwargs.setdefault("desc", "generate")
+    return ds.map(gen, batched=True, batch_size=batch_size, features=gen.features(ds.features), **map_kwargs)
 
 
 @dataclass
@@ -79,6 +99,12 @@ class Generate:
         completions = engine_mod.get_engine(self.engine).chat(conversations, self.sampling, self.json_schema)
         if len(completions) != len(conversations):
             raise RuntimeError(f"engine returned {len(completions)} completions for {len(conversations)} requests")
+        clash = [name for name in self.fields if name in batch and name not in GENERATE_COLUMNS]
+        if clash:
+            raise ValueError(
+                f"parser {self.parser!r} writes {clash}, which the input already has; drop or rename them first "
+                f"(ds.remove_columns({clash})) so generated values do not silently replace them"
+            )
         out: dict[str, list] = {name: [] for name in (*GENERATE_COLUMNS, *self.fields)}
         rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
         for row, completion in zip(rows, completions):
@@ -92,6 +118,17 @@ class Generate:
                 out[name].append(parsed.get(name))
         return out
 
+    def features(self, input_features: Features) -> Features:
+        """The output's features: the input's plus the generated columns, each with a fixed type.
+
+        Pass them to `map` (`features=gen.features(ds.features)`, or use `generate()`): without them
+        `datasets` infers each column's type from the first batch written, and a first batch where a
+        column is all None (no parse error yet, or nothing parsed yet) fixes it as null, so a later
+        batch with a value fails to write.
+        """
+        generated = {**GENERATE_FEATURES, **parser_features(self.parser, self.json_schema)}
+        return Features({**input_features, **generated})
+
     def describe(self) -> dict[str, Any]:
         """The configuration, as plain data, for provenance and cards."""
         return {
@@ -104,8 +141,12 @@ class Generate:
 
     def __getstate__(self):
         # Only configuration is pickled (and so hashed by `datasets`); `fields` is derived from it.
-        return {k: v for k, v in self.__dict__.items() if k != "fields"}
+        # The package version is in it too, so a new release (new parsers) does not reuse old results.
+        state = {k: v for k, v in self.__dict__.items() if k != "fields"}
+        return {**state, "version": __version__}
 
     def __setstate__(self, state):
+        state = dict(state)
+        state.pop("version", None)
         self.__dict__.update(state)
         self.fields = parser_fields(self.parser, self.json_schema)

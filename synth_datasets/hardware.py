@@ -93,7 +93,7 @@ class EngineHardware:
 def fit_engine(dtype: str = "auto", kv_cache_space_gib: int | None = None) -> EngineHardware:
     """Choose device, dtype, CPU thread binding and KV-cache space for this machine.
 
-    The vLLM environment variables, when the user already set them, win over our choice.
+    Precedence: an explicit argument, then the vLLM environment variable if the user set it, then ours.
     """
     gpu = has_cuda_gpu()
     flags = cpu_flags()
@@ -103,17 +103,18 @@ def fit_engine(dtype: str = "auto", kv_cache_space_gib: int | None = None) -> En
     ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(ncpu))
     bind = os.environ.get("VLLM_CPU_OMP_THREADS_BIND") or _cpu_range(cores)
-    kv = os.environ.get("VLLM_CPU_KVCACHE_SPACE")
-    kv_gib = int(kv) if kv else (kv_cache_space_gib or 2)
+    kv_env = os.environ.get("VLLM_CPU_KVCACHE_SPACE")
+    kv_gib = kv_cache_space_gib or (int(kv_env) if kv_env else 2)  # an explicit setting beats the environment
     return EngineHardware("cpu", choose_dtype(dtype, gpu=False, flags=flags), bind, kv_gib, interesting)
 
 
 def apply_engine_env(hw: EngineHardware) -> None:
-    """Export the CPU settings for vLLM's engine process (it reads them from the environment)."""
+    """Export the chosen CPU settings for vLLM's engine process (it reads them from the environment;
+    `fit_engine` already took any value the user had set there)."""
     if hw.device != "cpu":
         return
-    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", hw.cpu_threads_bind or "auto")
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(hw.kv_cache_space_gib))
+    os.environ["VLLM_CPU_OMP_THREADS_BIND"] = hw.cpu_threads_bind or "auto"
+    os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(hw.kv_cache_space_gib)
     logger.info(
         "vLLM CPU engine: dtype=%s threads=%s kv_cache=%s GiB flags=%s",
         hw.dtype, os.environ["VLLM_CPU_OMP_THREADS_BIND"], os.environ["VLLM_CPU_KVCACHE_SPACE"], ",".join(hw.cpu_flags),

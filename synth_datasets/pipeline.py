@@ -20,7 +20,7 @@ from datasets.fingerprint import Hasher
 from . import __version__
 from .card import parse_error_counts, save_hub_layout
 from .checks import CheckReport, run_checks
-from .generate import Generate
+from .generate import Generate, generate
 from .recipe import Recipe, RecipeError
 from .tasks import classification
 
@@ -29,8 +29,8 @@ logger = logging.getLogger(__name__)
 _LOADERS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 
 
-def load_seeds(recipe: Recipe) -> Dataset:
-    """The real rows the recipe names, drawn per label (and made rare where asked)."""
+def load_seeds(recipe: Recipe) -> tuple[Dataset, list[str]]:
+    """The real rows the recipe names, drawn per label (and made rare where asked), and the labels."""
     cfg = recipe.seeds
     path = recipe.resolve(cfg.path)
     if not path.exists():
@@ -44,7 +44,8 @@ def load_seeds(recipe: Recipe) -> Dataset:
     for column in (cfg.text_column, cfg.label_column):
         if column not in ds.column_names:
             raise RecipeError(f"seeds: the data has no column {column!r} (it has {ds.column_names}); set seeds.text_column / seeds.label_column")
-    return draw_seeds(ds, cfg.label_column, cfg.per_label, cfg.rare, cfg.seed, cfg.labels)
+    labels = cfg.labels or sorted(set(classification.label_names(ds, cfg.label_column)))
+    return draw_seeds(ds, cfg.label_column, cfg.per_label, cfg.rare, cfg.seed, labels), labels
 
 
 def draw_seeds(ds: Dataset, label_column: str, per_label: int | None, rare: dict[str, int],
@@ -73,22 +74,23 @@ def draw_seeds(ds: Dataset, label_column: str, per_label: int | None, rare: dict
 
 def run_recipe(recipe: Recipe, output_dir: str | None = None) -> tuple[Path, CheckReport]:
     """Run the whole recipe; return the output folder and the check report."""
-    seeds = load_seeds(recipe)
+    seeds, labels = load_seeds(recipe)
     cfg, task = recipe.seeds, recipe.task
-    labels = cfg.labels or sorted(set(classification.label_names(seeds, cfg.label_column)))
     extra = {k: v for k, v in (("template", task.prompt_template), ("system_prompt", task.system_prompt)) if v}
     prompts = classification.classification_prompts(
         seeds, labels, per_label=task.per_label, balance_to=task.balance_to,
         text_column=cfg.text_column, label_column=cfg.label_column, shots=task.shots, seed=cfg.seed, **extra,
     )
     logger.info("%d seed rows, %d labels -> %d requests", len(seeds), len(labels), len(prompts))
+    if len(prompts) == 0:
+        raise RecipeError(f"task.balance_to: nothing to generate, every label already has >= {task.balance_to} rows; raise it")
     prompts = file_backed(prompts)
     gen = Generate(
         model=recipe.generator.model, sampling=recipe.generator.sampling(), engine=recipe.engine,
         json_schema=classification.json_schema(labels, task.max_chars), parser="classification",
     )
     start = time.perf_counter()
-    synthetic = prompts.map(gen, batched=True, batch_size=recipe.generator.batch_size, desc="generate")
+    synthetic = generate(prompts, gen, batch_size=recipe.generator.batch_size)
     seconds = time.perf_counter() - start
     kept, report = run_checks(synthetic, recipe.build_checks())
     provenance = build_provenance(recipe, seeds, labels, prompts, synthetic, kept, report, gen, seconds, extra)
@@ -118,7 +120,7 @@ def build_provenance(recipe, seeds, labels, prompts, synthetic, kept, report, ge
     return {
         "name": recipe.name,
         "task": recipe.task.kind,
-        "license": None,
+        "license": recipe.output.license,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "synth_datasets_version": __version__,
         "generator": gen.describe(),

@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from .checks import build_check
-from .engine import EngineConfig, SamplingConfig
+from .engine import BACKENDS, EngineConfig, SamplingConfig
 
 
 class RecipeError(ValueError):
@@ -47,6 +47,9 @@ class SeedsConfig:
     def __post_init__(self):
         if self.per_label is not None and self.per_label < 1:
             raise RecipeError(f"seeds.per_label must be >= 1, got {self.per_label}")
+        bad = {k: v for k, v in self.rare.items() if v < 0}
+        if bad:
+            raise RecipeError(f"seeds.rare: row counts must be >= 0, got {bad}")
 
 
 @dataclass
@@ -64,8 +67,12 @@ class TaskConfig:
             raise RecipeError(f"task.kind: {self.kind!r} is not supported yet; use 'classification'")
         if (self.per_label is None) == (self.balance_to is None):
             raise RecipeError("task: set exactly one of per_label (rows per label) or balance_to (fill each label up to N)")
-        if self.max_chars is not None and self.max_chars < 1:
-            raise RecipeError(f"task.max_chars must be >= 1 (or null for no cap), got {self.max_chars}")
+        for name in ("per_label", "balance_to", "max_chars"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise RecipeError(f"task.{name} must be >= 1, got {value}")
+        if self.shots < 0:
+            raise RecipeError(f"task.shots must be >= 0, got {self.shots}")
 
 
 @dataclass
@@ -76,6 +83,14 @@ class GeneratorConfig:
     max_tokens: int = 96
     batch_size: int = field(default=1000, metadata={"help": "Rows per map batch = requests per engine call."})
 
+    def __post_init__(self):
+        if self.batch_size < 1:
+            raise RecipeError(f"generator.batch_size must be >= 1, got {self.batch_size}")
+        try:
+            self.sampling()
+        except ValueError as e:
+            raise RecipeError(f"generator.{e}") from None
+
     def sampling(self) -> SamplingConfig:
         return SamplingConfig(temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens)
 
@@ -83,6 +98,7 @@ class GeneratorConfig:
 @dataclass
 class OutputConfig:
     dir: str = "outputs/synthetic"
+    license: str | None = field(default=None, metadata={"help": "License id of the generated data for the card (e.g. cc-by-4.0); mind the seeds' and the generator's terms."})
 
 
 @dataclass
@@ -99,6 +115,8 @@ class Recipe:
     def __post_init__(self):
         if self.engine.model is not None:
             raise RecipeError("engine.model: name the model once, as generator.model")
+        if self.engine.backend not in BACKENDS:
+            raise RecipeError(f"engine.backend: {self.engine.backend!r} is not known; choose one of {sorted(BACKENDS)}")
 
     def build_checks(self) -> list:
         """The check objects, in recipe order."""
@@ -133,6 +151,8 @@ def load_recipe(path: str | Path) -> Recipe:
 def recipe_from_dict(data, base_dir: str = ".") -> Recipe:
     if not isinstance(data, dict):
         raise RecipeError(f"a recipe is a YAML mapping of sections, got {type(data).__name__}")
+    if "base_dir" in data:
+        raise RecipeError("base_dir: unknown field; relative paths start at the recipe file's folder")
     return _build(Recipe, {**data, "base_dir": base_dir}, "")
 
 
@@ -158,7 +178,7 @@ def _build(cls, data, where: str):
     except RecipeError:
         raise
     except (TypeError, ValueError) as e:
-        raise RecipeError(f"{where or 'recipe'}: {e}") from None
+        raise RecipeError(f"{where}.{e}" if where else f"recipe: {e}") from None
 
 
 def _convert(hint, value, where: str):
@@ -173,22 +193,22 @@ def _convert(hint, value, where: str):
     expected = origin or hint
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if expected in (str, int, float, bool, list, dict, tuple) and not _is(value, expected):
-        raise RecipeError(f"{where}: expected {_kind(expected)}, got {value!r}")
+    if expected in _KINDS and not _is(value, expected):
+        raise RecipeError(f"{where}: expected {_KINDS[expected]}, got {value!r}")
+    if expected is list and args:
+        return [_convert(args[0], item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if expected is dict and args:
+        return {_convert(args[0], k, f"{where} key"): _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
     return value
+
+
+_KINDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list", dict: "a mapping"}
 
 
 def _is(value, expected) -> bool:
     if expected is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    if expected is tuple:
-        return isinstance(value, (list, tuple))
     return isinstance(value, expected)
-
-
-def _kind(t) -> str:
-    return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-            list: "a list", dict: "a mapping", tuple: "a list"}.get(t, str(t))
 
 
 def _at(where: str, key) -> str:

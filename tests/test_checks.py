@@ -45,3 +45,8 @@ def test_build_check_errors_name_the_allowed_values():
         build_check("length", {"max_len": 3})
     with pytest.raises(ValueError, match="min_chars <= max_chars"):
         build_check("length", {"min_chars": 5, "max_chars": 2})
+
+
+def test_missing_texts_are_not_duplicates_of_each_other():
+    ds = Dataset.from_dict({"text": [None, None, "x", "X!"]})
+    assert ExactDuplicates().annotate(ds)["exact_dedup_flag"] == [False, False, False, True]

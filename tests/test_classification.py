@@ -91,3 +91,15 @@ def test_parse_records_errors_instead_of_raising(raw, reason):
 def test_truncated_output_says_so():
     _, err = c.parse({"label": "a"}, Completion('{"text": "a long', "length", 5, 80), c.json_schema(["a"]))
     assert err.startswith("truncated: hit max_tokens")
+
+
+def test_classlabel_names_without_rows_get_the_biggest_deficit():
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["neg", "pos", "neutral"])})
+    ds = Dataset.from_dict({"text": ["bad", "good"], "label": [0, 1]}, features=features)
+    prompts = c.classification_prompts(ds, balance_to=3)
+    assert Counter(prompts["label"]) == {"neg": 2, "pos": 2, "neutral": 3}
+
+
+def test_zero_prompts_keep_typed_columns():
+    prompts = c.classification_prompts(seeds({"a": 5}), balance_to=2)
+    assert len(prompts) == 0 and prompts.features["messages"].feature["role"].dtype == "string"

@@ -61,7 +61,7 @@ def test_fingerprint_comes_from_configuration_not_the_engine(fake_engine):
     assert Hasher.hash(a) != Hasher.hash(gen(sampling=SamplingConfig(temperature=0.1)))
     assert Hasher.hash(a) != Hasher.hash(Generate(engine=FAKE, json_schema=c.json_schema(["x"]), parser="classification"))
     assert Hasher.hash(a) != Hasher.hash(gen(model="some/other-model"))
-    assert set(a.__getstate__()) == {"model", "sampling", "engine", "json_schema", "parser", "messages_column"}
+    assert set(a.__getstate__()) == {"model", "sampling", "engine", "json_schema", "parser", "messages_column", "version"}
     restored = pickle.loads(pickle.dumps(a))
     assert restored.fields == a.fields and Hasher.hash(restored) == Hasher.hash(a)
 
@@ -93,7 +93,7 @@ def test_config_errors_name_the_fix(fake_engine):
         Generate(engine=FAKE, parser="json")
     with pytest.raises(ValueError, match="top_p"):
         SamplingConfig(top_p=0)
-    with pytest.raises(ValueError, match="engine.backend='nope' is not known"):
+    with pytest.raises(ValueError, match="engine backend 'nope' is not known"):
         get_engine(EngineConfig(backend="nope"))
     with pytest.raises(KeyError, match="messages"):
         Dataset.from_dict({"prompt": ["hi"]}).map(Generate(engine=FAKE), batched=True)
@@ -103,3 +103,41 @@ def test_text_parser_keeps_completion_only(fake_engine):
     out = prompts(1).map(Generate(engine=FAKE), batched=True)
     assert "text" not in out.column_names
     assert all(r.startswith("{") for r in out["raw_completion"])
+
+
+def test_many_batches_with_errors_appearing_late_keep_their_types(fake_engine, monkeypatch):
+    # First batch: every answer parses (parse_error all None); later: failures. And the reverse:
+    # a first batch where nothing parses (text all None), later ones that do.
+    from synth_datasets import generate
+
+    for bad_first in (False, True):
+        answers = iter(["not json"] * 4 + ['{"text": "ok", "label": "lost_card"}'] * 4 if bad_first
+                       else ['{"text": "ok", "label": "lost_card"}'] * 4 + ["not json"] * 4)
+        monkeypatch.setattr(fake_engine, "responder", staticmethod(lambda conv, a=answers: next(a)))
+        out = generate(prompts(n_per_label=4), gen(), batch_size=2)
+        assert out.features["parse_error"].dtype == "string" and out.features["label_agrees"].dtype == "bool"
+        errors = [e is not None for e in out["parse_error"]]
+        assert errors == ([True] * 4 + [False] * 4 if bad_first else [False] * 4 + [True] * 4)
+        assert out["text"][-1 if bad_first else 0] == "ok"
+
+
+def test_plain_map_without_features_fails_on_late_errors_as_documented(fake_engine, monkeypatch):
+    # Why generate() passes features=: this is what datasets does without them.
+    answers = iter(['{"text": "ok", "label": "lost_card"}'] * 2 + ["not json"] * 4)
+    monkeypatch.setattr(fake_engine, "responder", staticmethod(lambda conv: next(answers)))
+    with pytest.raises(TypeError, match="type in this file is null"):
+        prompts().map(gen(), batched=True, batch_size=2)
+
+
+def test_parser_columns_may_not_replace_input_columns(fake_engine):
+    schema = {"type": "object", "properties": {"label": {"type": "string"}}, "required": ["label"]}
+    with pytest.raises(ValueError, match=r"writes \['label'\], which the input already has"):
+        prompts(1).map(Generate(engine=FAKE, json_schema=schema, parser="json"), batched=True)
+
+
+def test_json_parser_features_follow_the_schema_and_untyped_properties_are_refused(fake_engine):
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}, "tags": {"type": "array", "items": {"type": "string"}}}}
+    feats = Generate(engine=FAKE, json_schema=schema, parser="json").features(prompts(1).features)
+    assert feats["n"].dtype == "int64" and "row_id" in feats
+    with pytest.raises(ValueError, match="property 'x': give it a 'type'"):
+        Generate(engine=FAKE, json_schema={"properties": {"x": {}}}, parser="json").features(prompts(1).features)

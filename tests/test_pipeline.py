@@ -126,3 +126,40 @@ def test_rerunning_a_recipe_is_served_from_the_cache(fake_engine, tmp_path):
     assert len(load_dataset(str(folder))["train"]) == 92
     run_recipe(load_recipe(write_recipe(tmp_path, generator={"temperature": 0.5})))
     assert fake_engine.calls == [92, 92]
+
+
+def test_save_hub_layout_with_a_hand_written_provenance(tmp_path):
+    from datasets import Dataset, DatasetDict
+
+    from synth_datasets import save_hub_layout
+
+    ds = DatasetDict(train=Dataset.from_dict({"text": ["a", "b"], "label": ["x", "y"]}))
+    provenance = {"name": "mine", "generator": {"model": "org/model"}}
+    folder = save_hub_layout(ds, tmp_path / "mine", provenance)
+    assert load_dataset(str(folder))["train"]["text"] == ["a", "b"]
+    assert "`org/model`" in (folder / "README.md").read_text()
+    assert "settings" not in json.dumps(provenance)  # the caller's record is left as it was
+
+
+def test_nothing_to_generate_is_a_clear_error(fake_engine, tmp_path):
+    with pytest.raises(RecipeError, match="task.balance_to: nothing to generate"):
+        run_recipe(load_recipe(write_recipe(tmp_path, task={"balance_to": 2})))
+
+
+def test_a_label_left_without_seeds_is_still_generated_from_its_name(fake_engine, tmp_path):
+    folder, _ = run_recipe(load_recipe(write_recipe(tmp_path, seeds={"rare": {"atm_support": 0}})))
+    provenance = json.loads((folder / "provenance.json").read_text())
+    atm = next(r for r in provenance["labels"] if r["label"] == "atm_support")
+    assert atm == {"label": "atm_support", "seeds": 0, "requested": 16, "kept": 16}
+    rows = load_dataset(str(folder))["train"].filter(lambda r: r["label"] == "atm_support")
+    assert "Real messages" not in rows[0]["messages"][-1]["content"]
+
+
+def test_checks_that_remove_everything_are_reported_and_the_cli_fails(fake_engine, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(fake_engine, "responder", staticmethod(lambda conv: "no json at all"))
+    path = write_recipe(tmp_path)
+    folder, report = run_recipe(load_recipe(path))
+    assert [(r.rows_in, r.removed, r.kept) for r in report.results] == [(92, 92, 0), (0, 0, 0), (0, 0, 0)]
+    assert "| parsed | - | 92 | 92 | 0 |" in (folder / "README.md").read_text()
+    assert cli.main(["generate", str(path)]) == 1
+    assert "no row survived the checks" in capsys.readouterr().err

@@ -7,7 +7,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, fields
 
-from datasets import Dataset
+from datasets import Dataset, Features, Value
 
 
 class Check:
@@ -73,16 +73,17 @@ class ExactDuplicates(Check):
     name = "exact_dedup"
 
     def annotate(self, ds: Dataset) -> Dataset:
-        hashed = ds.map(self.hash_batch, batched=True, desc=f"check {self.name}")
+        hashed = ds.map(self.hash_batch, batched=True, desc=f"check {self.name}",
+                        features=Features({**ds.features, f"{self.name}_score": Value("string")}))
         seen: set[str] = set()
         flags = []
         for h in hashed[f"{self.name}_score"]:
-            flags.append(h in seen)
+            flags.append(h is not None and h in seen)  # a missing text is no one's duplicate
             seen.add(h)
         return hashed.add_column(self.flag_column, flags)
 
     def hash_batch(self, batch):
-        return {f"{self.name}_score": [_digest(normalize_text(t or "")) for t in batch[self.column]]}
+        return {f"{self.name}_score": [None if t is None else _digest(normalize_text(t)) for t in batch[self.column]]}
 
 
 def normalize_text(text: str) -> str:

@@ -47,6 +47,9 @@ def run_checks(ds: Dataset, checks: Sequence, *, examples: int = 3, text_column:
     """
     report = CheckReport()
     for check in checks:
+        if len(ds) == 0:  # map adds no columns to an empty dataset; nothing to check or remove
+            report.results.append(CheckResult(check.describe(), 0, 0, 0))
+            continue
         annotated = check.annotate(ds)
         kept = annotated.filter(check.keep, desc=f"filter {check.name}")
         examples_removed = _removed_examples(annotated, check, examples, text_column)

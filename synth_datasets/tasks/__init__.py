@@ -12,7 +12,7 @@ reason in `error`, which becomes the row's `parse_error`. `PARSERS` maps a name 
 from __future__ import annotations
 
 from . import classification
-from .jsonparse import parse_json, parse_text, schema_fields
+from .jsonparse import parse_json, parse_text, schema_features, schema_fields
 
 PARSERS = {
     "text": parse_text,
@@ -32,4 +32,13 @@ def parser_fields(parser: str, json_schema: dict | None) -> list[str]:
     return _FIELDS[parser](json_schema)
 
 
-__all__ = ["PARSERS", "parser_fields", "classification", "parse_json", "parse_text", "schema_fields"]
+def parser_features(parser: str, json_schema: dict | None) -> dict:
+    """`datasets` feature types of the columns `parser` adds."""
+    if parser == "classification":
+        return dict(classification.FIELD_FEATURES)
+    if parser == "json":
+        return schema_features(json_schema)
+    return {}
+
+
+__all__ = ["PARSERS", "parser_fields", "parser_features", "classification", "parse_json", "parse_text", "schema_fields"]

@@ -24,11 +24,18 @@ from collections import Counter
 from collections.abc import Sequence
 
 import jinja2
-from datasets import ClassLabel, Dataset
+from datasets import ClassLabel, Dataset, Features, List, Value
 
 from .jsonparse import parse_json
 
 FIELDS = ("text", "model_label", "label_agrees")
+FIELD_FEATURES = {"text": Value("string"), "model_label": Value("string"), "label_agrees": Value("bool")}
+PROMPT_FEATURES = Features({
+    "row_id": Value("string"),
+    "messages": List({"role": Value("string"), "content": Value("string")}),
+    "label": Value("string"),
+    "variation": Value("string"),
+})
 
 SYSTEM_PROMPT = (
     "You write realistic, varied training data for a text classifier. "
@@ -38,10 +45,10 @@ SYSTEM_PROMPT = (
 PROMPT_TEMPLATE = """\
 Write one new message that a customer could send, with the intent "{{ label_name }}".
 
-Real messages with this intent:
+{% if examples %}Real messages with this intent:
 {% for example in examples %}- {{ example }}
 {% endfor %}
-Rules:
+{% endif %}Rules:
 - Write it as {{ persona }}, in a {{ tone }} tone, {{ length }}.
 - It must clearly have the intent "{{ label_name }}" and no other.
 - Do not copy an example. Write only the message: no greeting to me, no explanation.
@@ -114,7 +121,8 @@ def classification_prompts(
 
     Args:
         seeds: real rows with `text_column` and `label_column`; examples shown in the prompts.
-        labels: labels to generate for; default: every label in the seeds, sorted.
+        labels: labels to generate for; default: the ClassLabel names, or every label in the seeds,
+            sorted. A label without seeds gets prompts with no examples (its name only).
         per_label: generate this many rows for every label; or
         balance_to: generate for each label only its deficit to this count, counted in `real`
             (default: in `seeds`).
@@ -137,7 +145,10 @@ def classification_prompts(
         if column not in seeds.column_names:
             raise ValueError(f"seeds have no column {column!r} (columns: {seeds.column_names}); set text_column=/label_column=")
     seed_labels = label_names(seeds, label_column)
-    labels = list(labels) if labels is not None else sorted(set(seed_labels))
+    if labels is None:
+        feature = seeds.features[label_column]
+        labels = list(feature.names) if isinstance(feature, ClassLabel) else sorted(set(seed_labels))
+    labels = list(labels)
     if per_label is not None:
         wanted = dict.fromkeys(labels, per_label)
     else:
@@ -158,7 +169,7 @@ def classification_prompts(
         rng.shuffle(variations)
         for i in range(wanted[label]):
             _add_request(rows, render, system_prompt, label, examples, i, shots, seed, variations[i % len(variations)])
-    return Dataset.from_dict(rows)
+    return Dataset.from_dict(rows, features=PROMPT_FEATURES)
 
 
 def _add_request(rows, render, system_prompt, label, examples, i, shots, seed, variation):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+from datasets import List, Value
+
 _TYPES = {
     "string": str,
     "integer": int,
@@ -21,6 +23,32 @@ _TYPES = {
 def schema_fields(json_schema: dict | None) -> list[str]:
     """The top-level properties of an object schema, in declaration order."""
     return list((json_schema or {}).get("properties", {}))
+
+
+def schema_features(json_schema: dict | None) -> dict:
+    """`datasets` features for an object schema's properties.
+
+    >>> schema_features({"properties": {"q": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}}})
+    {'q': Value('string'), 'tags': List(Value('string'))}
+    """
+    return {name: _feature(spec, name) for name, spec in (json_schema or {}).get("properties", {}).items()}
+
+
+def _feature(spec: dict, where: str):
+    kind = spec.get("type")
+    if kind in _VALUES:
+        return Value(_VALUES[kind])
+    if kind == "array" and isinstance(spec.get("items"), dict):
+        return List(_feature(spec["items"], f"{where}[]"))
+    if kind == "object" and "properties" in spec:
+        return {name: _feature(sub, f"{where}.{name}") for name, sub in spec["properties"].items()}
+    raise ValueError(
+        f"json_schema property {where!r}: give it a 'type' (string, integer, number, boolean, an array with "
+        f"typed 'items', or an object with 'properties') so its column has a fixed type; got {spec!r}"
+    )
+
+
+_VALUES = {"string": "string", "integer": "int64", "number": "float64", "boolean": "bool"}
 
 
 def parse_text(row: dict, completion, json_schema: dict | None = None) -> tuple[dict, str | None]:
@@ -45,6 +73,8 @@ def parse_json(row: dict, completion, json_schema: dict | None) -> tuple[dict, s
     except json.JSONDecodeError as e:
         reason = _truncation_error(completion) or f"invalid JSON: {e.msg} at char {e.pos}"
         return empty, reason
+    except (ValueError, RecursionError) as e:  # huge integers, absurd nesting
+        return empty, f"invalid JSON: {type(e).__name__}: {str(e)[:100]}"
     if not isinstance(obj, dict):
         return empty, f"expected a JSON object, got {type(obj).__name__}"
     error = validate(obj, json_schema or {})
@@ -60,7 +90,11 @@ def validate(obj: dict, json_schema: dict) -> str | None:
         if name not in obj:
             return f"missing required field {name!r}"
     for name, spec in props.items():
-        if name not in obj or obj[name] is None:
+        if name not in obj:
+            continue
+        if obj[name] is None:
+            if name in json_schema.get("required", []):
+                return f"field {name!r} is null"
             continue
         expected = _TYPES.get(spec.get("type"))
         value = obj[name]

@@ -49,7 +49,9 @@ def generate(ds: Dataset, gen: "Generate", batch_size: int = 1000, **map_kwargs)
     is `prompts.map(gen, batched=True, batch_size=1000, features=gen.features(prompts.features))`.
     """
     map_kwargs.setdefault("desc", "generate")
-    return ds.map(gen, batched=True, batch_size=batch_size, features=gen.features(ds.features), **map_kwargs)
+    removed = map_kwargs.get("remove_columns") or []
+    kept = {name: f for name, f in ds.features.items() if name not in ([removed] if isinstance(removed, str) else removed)}
+    return ds.map(gen, batched=True, batch_size=batch_size, features=gen.features(Features(kept)), **map_kwargs)
 
 
 @dataclass

@@ -141,3 +141,10 @@ def test_json_parser_features_follow_the_schema_and_untyped_properties_are_refus
     assert feats["n"].dtype == "int64" and "row_id" in feats
     with pytest.raises(ValueError, match="property 'x': give it a 'type'"):
         Generate(engine=FAKE, json_schema={"properties": {"x": {}}}, parser="json").features(prompts(1).features)
+
+
+def test_generate_helper_honours_remove_columns(fake_engine):
+    from synth_datasets import generate
+
+    out = generate(prompts(1), gen(), remove_columns=["variation"])
+    assert "variation" not in out.column_names and "text" in out.column_names

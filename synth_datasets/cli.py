@@ -29,6 +29,8 @@ def make_parser() -> argparse.ArgumentParser:
                          epilog=describe_fields(), formatter_class=argparse.RawDescriptionHelpFormatter)
     gen.add_argument("recipe", help="path to a YAML recipe (see recipes/banking77.yaml)")
     gen.add_argument("--output", help="output folder (default: the recipe's output.dir)")
+    gen.add_argument("--overwrite-run", action="store_true",
+                     help="let a resumable run (output.run_dir) delete shards made with another configuration")
     show = sub.add_parser("show-recipe", help="validate a recipe and print it with all defaults filled in")
     show.add_argument("recipe")
     return parser
@@ -39,22 +41,26 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from .recipe import RecipeError, load_recipe
+    from .shards import StaleRunError
 
     try:
         recipe = load_recipe(args.recipe)
         if args.command == "show-recipe":
             print(yaml.safe_dump(dataclasses.asdict(recipe), sort_keys=False))
             return 0
-        return _generate(recipe, args.output)
+        return _generate(recipe, args.output, args.overwrite_run)
     except RecipeError as e:
         print(f"synth-datasets: bad recipe: {e}", file=sys.stderr)
         return 2
+    except StaleRunError as e:
+        print(f"synth-datasets: {e} (on the command line: --overwrite-run)", file=sys.stderr)
+        return 2
 
 
-def _generate(recipe, output: str | None) -> int:
+def _generate(recipe, output: str | None, overwrite_run: bool) -> int:
     from .pipeline import run_recipe
 
-    folder, report = run_recipe(recipe, output)
+    folder, report = run_recipe(recipe, output, overwrite_run)
     print(report.table())
     folder = folder.resolve()
     if report.results and report.results[-1].kept == 0:

@@ -22,6 +22,7 @@ from .card import parse_error_counts, save_hub_layout
 from .checks import CheckReport, run_checks
 from .generate import Generate, generate
 from .recipe import Recipe, RecipeError
+from .shards import generate_resumable
 from .tasks import classification
 
 logger = logging.getLogger(__name__)
@@ -72,8 +73,12 @@ def draw_seeds(ds: Dataset, label_column: str, per_label: int | None, rare: dict
     return ds.select(chosen)
 
 
-def run_recipe(recipe: Recipe, output_dir: str | None = None) -> tuple[Path, CheckReport]:
-    """Run the whole recipe; return the output folder and the check report."""
+def run_recipe(recipe: Recipe, output_dir: str | None = None, overwrite_run: bool = False) -> tuple[Path, CheckReport]:
+    """Run the whole recipe; return the output folder and the check report.
+
+    With `output.run_dir` set, generation is resumable there (see shards.py); `overwrite_run`
+    lets it replace the shards of a run made with another configuration.
+    """
     seeds, labels = load_seeds(recipe)
     cfg, task = recipe.seeds, recipe.task
     extra = {k: v for k, v in (("template", task.prompt_template), ("system_prompt", task.system_prompt)) if v}
@@ -90,7 +95,11 @@ def run_recipe(recipe: Recipe, output_dir: str | None = None) -> tuple[Path, Che
         json_schema=classification.json_schema(labels, task.max_chars), parser="classification",
     )
     start = time.perf_counter()
-    synthetic = generate(prompts, gen, batch_size=recipe.generator.batch_size)
+    if recipe.output.run_dir:
+        synthetic = generate_resumable(prompts, gen, recipe.resolve(recipe.output.run_dir),
+                                       shard_size=recipe.generator.shard_size, overwrite=overwrite_run)
+    else:
+        synthetic = generate(prompts, gen, batch_size=recipe.generator.batch_size)
     seconds = time.perf_counter() - start
     kept, report = run_checks(synthetic, recipe.build_checks())
     provenance = build_provenance(recipe, seeds, labels, prompts, synthetic, kept, report, gen, seconds, extra)

@@ -82,10 +82,12 @@ class GeneratorConfig:
     top_p: float = 0.95
     max_tokens: int = 96
     batch_size: int = field(default=1000, metadata={"help": "Rows per map batch = requests per engine call."})
+    shard_size: int = field(default=1000, metadata={"help": "Rows per shard when output.run_dir makes the run resumable."})
 
     def __post_init__(self):
-        if self.batch_size < 1:
-            raise RecipeError(f"generator.batch_size must be >= 1, got {self.batch_size}")
+        for name in ("batch_size", "shard_size"):
+            if getattr(self, name) < 1:
+                raise RecipeError(f"generator.{name} must be >= 1, got {getattr(self, name)}")
         try:
             self.sampling()
         except ValueError as e:
@@ -98,6 +100,7 @@ class GeneratorConfig:
 @dataclass
 class OutputConfig:
     dir: str = "outputs/synthetic"
+    run_dir: str | None = field(default=None, metadata={"help": "Make generation resumable: finished shards are kept here; kill and rerun to continue."})
     license: str | None = field(default=None, metadata={"help": "License id of the generated data for the card (e.g. cc-by-4.0); mind the seeds' and the generator's terms."})
 
 

@@ -163,3 +163,15 @@ def test_checks_that_remove_everything_are_reported_and_the_cli_fails(fake_engin
     assert "| parsed | - | 92 | 92 | 0 |" in (folder / "README.md").read_text()
     assert cli.main(["generate", str(path)]) == 1
     assert "no row survived the checks" in capsys.readouterr().err
+
+
+def test_resumable_recipe_run_and_stale_run_refusal_from_the_cli(fake_engine, tmp_path, capsys):
+    path = write_recipe(tmp_path, output={"run_dir": str(tmp_path / "run")}, generator={"shard_size": 40})
+    assert cli.main(["generate", str(path)]) == 0
+    assert fake_engine.calls == [40, 40, 12]
+    assert len(list((tmp_path / "run" / "shards").glob("*.parquet"))) == 3
+    hotter = write_recipe(tmp_path, output={"run_dir": str(tmp_path / "run")}, generator={"shard_size": 40, "temperature": 0.3})
+    assert cli.main(["generate", str(hotter)]) == 2
+    assert "--overwrite-run" in capsys.readouterr().err
+    assert cli.main(["generate", str(hotter), "--overwrite-run"]) == 0
+    assert fake_engine.calls == [40, 40, 12, 40, 40, 12]

@@ -113,3 +113,21 @@ def test_recipe_on_the_real_engine_exports_a_folder_that_loads_back(counting, re
     assert "SmolLM2-135M-Instruct" in card and "synthetic" in card
     hw = provenance["generator"]["hardware"]
     assert hw["dtype"] in (("float32", "bfloat16") if hw["device"] == "cpu" else ("auto",))
+
+
+def test_resumable_generation_on_the_real_engine(counting, real_engine_config, tmp_path):
+    from synth_datasets.shards import generate_resumable
+
+    seeds = load_dataset("csv", data_files=str(SHARED), split="train").filter(lambda r: r["category"] in LABELS)
+    prompts = c.classification_prompts(seeds.select(range(12)), LABELS, per_label=3, label_column="category")
+    gen = Generate(engine=real_engine_config, json_schema=c.json_schema(LABELS, max_chars=200), parser="classification",
+                   sampling=SamplingConfig(temperature=0.7, max_tokens=96))
+    before = counting.requests
+    out = generate_resumable(prompts, gen, tmp_path / "run", shard_size=4)
+    assert counting.requests - before == 9
+    assert out["row_id"] == prompts["row_id"] and all(t > 0 for t in out["completion_tokens"])
+    (tmp_path / "run" / "shards" / "00001-of-00003.parquet").unlink()  # as if killed while writing it
+    again = generate_resumable(prompts, gen, tmp_path / "run", shard_size=4)
+    assert counting.requests - before == 9 + 4
+    assert again["row_id"] == prompts["row_id"]
+    assert again["raw_completion"][:4] == out["raw_completion"][:4]  # kept shards are reused as they were

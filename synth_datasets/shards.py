@@ -1,0 +1,131 @@
+"""Resumable generation: a run split into shards whose results are written as they finish.
+
+    synthetic = generate_resumable(prompts, gen, "runs/banking77", shard_size=500)
+
+Kill the process at any point (SIGKILL included) and call it again with the same arguments: shards
+already on disk are checked and kept, the one that was in flight is generated again, and the result
+has every input row exactly once (checked by `row_id`). Layout of `run_dir`:
+
+    run.json                          what the shards were made from (fingerprint of the generator
+                                      configuration, the prompts' row ids and the shard size)
+    shards/00003-of-00012.parquet     rows 3*shard_size .. 4*shard_size-1, generated columns included
+
+A shard is written to a temporary name and renamed when complete, so a kill never leaves a partial
+shard under a final name; a shard that is unreadable anyway, or whose row ids are not the ones it
+should hold, is reported, deleted and generated again, never mixed in. A run_dir made with another
+configuration is refused unless `overwrite=True`.
+
+Shards are contiguous and independent, so N workers can later each take a range of them and a
+merge reads them in order. Not here: keeping the engine busy across shard boundaries (each shard is
+one synchronous engine call; its slowest request leaves the engine part idle at the end).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from datasets import Dataset
+from datasets.fingerprint import Hasher
+from tqdm.auto import tqdm
+
+from .generate import Generate
+
+logger = logging.getLogger(__name__)
+
+
+class StaleRunError(RuntimeError):
+    """The run folder holds shards made from another configuration or other prompts."""
+
+
+def run_fingerprint(prompts: Dataset, gen: Generate, shard_size: int) -> str:
+    """What the shards depend on: the generator's configuration, the requests, the shard size."""
+    return Hasher.hash([Hasher.hash(gen), prompts["row_id"], shard_size])
+
+
+def generate_resumable(prompts: Dataset, gen: Generate, run_dir: str | Path, shard_size: int = 1000,
+                       overwrite: bool = False) -> Dataset:
+    """Generate shard by shard into `run_dir`, reusing finished shards; return all rows in order.
+
+    Input columns: `row_id` (unique per row) and what `gen` reads. Output: as `generate()`.
+    """
+    if "row_id" not in prompts.column_names:
+        raise ValueError("resumable generation keys rows on a 'row_id' column; build prompts with a task's prompt builder")
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+    if len(set(prompts["row_id"])) != len(prompts):
+        raise ValueError("prompts have repeated row_id values; each request needs its own id")
+    run_dir = Path(run_dir)
+    fingerprint = run_fingerprint(prompts, gen, shard_size)
+    _claim(run_dir, fingerprint, len(prompts), shard_size, gen, overwrite)
+    n = max(1, -(-len(prompts) // shard_size))
+    paths = [run_dir / "shards" / f"{i:05d}-of-{n:05d}.parquet" for i in range(n)]
+    features = gen.features(prompts.features)
+    todo = [i for i in range(n) if not _valid_shard(paths[i], prompts, i, shard_size)]
+    logger.info("%d of %d shards already done in %s; generating %d", n - len(todo), n, run_dir, len(todo))
+    tokens, start = 0, time.perf_counter()
+    with tqdm(total=len(todo), desc="shards", unit="shard") as bar:
+        for i in todo:
+            rows = prompts.select(range(i * shard_size, min((i + 1) * shard_size, len(prompts))))
+            done = rows.map(gen, batched=True, batch_size=len(rows), features=features,
+                            keep_in_memory=True, load_from_cache_file=False)
+            _write_atomically(done, paths[i])
+            tokens += sum(done["completion_tokens"])
+            bar.set_postfix(tokens_per_s=f"{tokens / (time.perf_counter() - start):.0f}")
+            bar.update(1)
+    # Read the shards directly (not through load_dataset's cache, which must not serve an older copy).
+    result = Dataset(pa.concat_tables([pq.read_table(p) for p in paths])).cast(features)
+    if result["row_id"] != prompts["row_id"]:
+        raise RuntimeError(f"the shards in {run_dir} do not hold the prompts' rows in order; rerun with overwrite=True")
+    return result
+
+
+def _claim(run_dir: Path, fingerprint: str, rows: int, shard_size: int, gen: Generate, overwrite: bool) -> None:
+    """Check run.json against this run (or start a new one); refuse foreign shards unless told."""
+    manifest = run_dir / "run.json"
+    if manifest.exists():
+        recorded = json.loads(manifest.read_text())
+        if recorded.get("fingerprint") == fingerprint:
+            return
+        if not overwrite:
+            raise StaleRunError(
+                f"{run_dir} holds shards of another run (different generator configuration, prompts or "
+                f"shard size); use a new run_dir, or pass overwrite=True to delete them and start again"
+            )
+        logger.warning("overwrite=True: deleting the shards of another run in %s", run_dir)
+        shutil.rmtree(run_dir / "shards", ignore_errors=True)
+    (run_dir / "shards").mkdir(parents=True, exist_ok=True)
+    record = {"fingerprint": fingerprint, "rows": rows, "shard_size": shard_size, "generator": gen.describe()}
+    tmp = manifest.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2, default=str))
+    os.replace(tmp, manifest)
+
+
+def _valid_shard(path: Path, prompts: Dataset, i: int, shard_size: int) -> bool:
+    """True when `path` holds exactly the rows of shard i; a bad file is reported and deleted."""
+    if not path.exists():
+        return False
+    expected = prompts["row_id"][i * shard_size:(i + 1) * shard_size]
+    try:
+        got = pq.read_table(path, columns=["row_id"]).column("row_id").to_pylist()
+    except Exception as e:  # noqa: BLE001  any unreadable file is regenerated, whatever the reason
+        reason = f"unreadable ({type(e).__name__}: {str(e)[:120]})"
+    else:
+        if got == expected:
+            return True
+        reason = f"holds {len(got)} rows that are not the {len(expected)} it should"
+    logger.warning("shard %s is %s: generating it again", path.name, reason)
+    path.unlink()
+    return False
+
+
+def _write_atomically(ds: Dataset, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    ds.to_parquet(str(tmp))
+    os.replace(tmp, path)  # a kill before this line leaves no file under the final name

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import sys
 
@@ -61,6 +62,7 @@ def _generate(recipe, output: str | None, overwrite_run: bool) -> int:
     from .pipeline import run_recipe
 
     folder, report = run_recipe(recipe, output, overwrite_run)
+    print(run_summary(json.loads((folder / "provenance.json").read_text())))
     print(report.table())
     folder = folder.resolve()
     if report.results and report.results[-1].kept == 0:
@@ -68,6 +70,22 @@ def _generate(recipe, output: str | None, overwrite_run: bool) -> int:
         return 1
     print(f"wrote {folder} (load it with datasets.load_dataset({str(folder)!r}))")
     return 0
+
+
+def run_summary(provenance: dict) -> str:
+    """Engine, requests, tokens, time and parse failures of a run, in a few lines."""
+    gen, tokens = provenance["generator"], provenance["tokens"]
+    hw = gen.get("hardware") or {}
+    seconds = provenance["generation_seconds"]
+    rate = f"{tokens['completion'] / seconds:.0f} generated tokens/s" if seconds else "served from the cache"
+    errors = ", ".join(f"{n} {reason}" for reason, n in provenance["parse_errors"]) or "none"
+    return "\n".join([
+        f"engine: {gen.get('backend')} {gen.get('vllm_version') or ''} {hw.get('device', '')} dtype={hw.get('dtype')} "
+        f"threads={hw.get('cpu_threads_bind')} model={gen.get('model')}",
+        f"generation: {provenance['requests']} requests, {tokens['prompt']} prompt + {tokens['completion']} generated "
+        f"tokens in {seconds:.1f} s incl. engine start-up ({rate})",
+        f"parse failures: {errors}",
+    ])
 
 
 if __name__ == "__main__":

@@ -86,6 +86,7 @@ def render_card(dsdict: DatasetDict, provenance: dict, files: dict[str, str] | N
         schema_json=json.dumps(gen.get("json_schema"), indent=2),
         requests=provenance.get("requests"),
         tokens=provenance.get("tokens", {"prompt": "?", "completion": "?"}),
+        generation_seconds=provenance.get("generation_seconds", "?"),
         created=provenance.get("created"),
         version=__version__,
         prompt=provenance.get("prompt", {}),

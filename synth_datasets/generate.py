@@ -48,10 +48,21 @@ def generate(ds: Dataset, gen: "Generate", batch_size: int = 1000, **map_kwargs)
 
     is `prompts.map(gen, batched=True, batch_size=1000, features=gen.features(prompts.features))`.
     """
+    if (map_kwargs.get("num_proc") or 1) > 1:
+        raise ValueError("generate(): num_proc > 1 would start one engine per worker; vLLM batches within one engine, use num_proc=1")
     map_kwargs.setdefault("desc", "generate")
     removed = map_kwargs.get("remove_columns") or []
     kept = {name: f for name, f in ds.features.items() if name not in ([removed] if isinstance(removed, str) else removed)}
     return ds.map(gen, batched=True, batch_size=batch_size, features=gen.features(Features(kept)), **map_kwargs)
+
+
+def _in_map_worker() -> bool:
+    """True inside a worker of `Dataset.map(num_proc > 1)` (datasets runs them with `multiprocess`)."""
+    try:
+        import multiprocess
+    except ImportError:
+        return False
+    return "PoolWorker" in multiprocess.current_process().name
 
 
 @dataclass
@@ -97,6 +108,9 @@ class Generate:
                 f"Generate needs a {self.messages_column!r} column of chat requests; got columns {sorted(batch)}. "
                 "Build it with a task's prompt builder, or set messages_column="
             )
+        if _in_map_worker():
+            logger.warning("Generate is running in a datasets worker process (num_proc > 1): each worker starts "
+                           "its own engine; use num_proc=1 and a large batch_size instead")
         conversations = batch[self.messages_column]
         completions = engine_mod.get_engine(self.engine).chat(conversations, self.sampling, self.json_schema)
         if len(completions) != len(conversations):

@@ -148,3 +148,13 @@ def test_generate_helper_honours_remove_columns(fake_engine):
 
     out = generate(prompts(1), gen(), remove_columns=["variation"])
     assert "variation" not in out.column_names and "text" in out.column_names
+
+
+def test_num_proc_above_one_is_refused_by_generate_and_warned_about_in_map(fake_engine, caplog):
+    from synth_datasets import generate
+
+    with pytest.raises(ValueError, match="num_proc > 1 would start one engine per worker"):
+        generate(prompts(1), gen(), num_proc=2)
+    with caplog.at_level("WARNING"):
+        prompts(1).map(gen(), batched=True)
+    assert "datasets worker process" not in caplog.text

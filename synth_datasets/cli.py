@@ -77,13 +77,13 @@ def run_summary(provenance: dict) -> str:
     gen, tokens = provenance["generator"], provenance["tokens"]
     hw = gen.get("hardware") or {}
     seconds = provenance["generation_seconds"]
-    rate = f"{tokens['completion'] / seconds:.0f} generated tokens/s" if seconds else "served from the cache"
     errors = ", ".join(f"{n} {reason}" for reason, n in provenance["parse_errors"]) or "none"
     return "\n".join([
         f"engine: {gen.get('backend')} {gen.get('vllm_version') or ''} {hw.get('device', '')} dtype={hw.get('dtype')} "
         f"threads={hw.get('cpu_threads_bind')} model={gen.get('model')}",
         f"generation: {provenance['requests']} requests, {tokens['prompt']} prompt + {tokens['completion']} generated "
-        f"tokens in {seconds:.1f} s incl. engine start-up ({rate})",
+        f"tokens; this invocation took {seconds:.1f} s, engine start-up included (rows served from a cache or "
+        f"finished shards cost no time; live tokens/s are on the progress bars)",
         f"parse failures: {errors}",
     ])
 

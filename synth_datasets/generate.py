@@ -53,7 +53,10 @@ def generate(ds: Dataset, gen: "Generate", batch_size: int = 1000, **map_kwargs)
     map_kwargs.setdefault("desc", "generate")
     removed = map_kwargs.get("remove_columns") or []
     kept = {name: f for name, f in ds.features.items() if name not in ([removed] if isinstance(removed, str) else removed)}
-    return ds.map(gen, batched=True, batch_size=batch_size, features=gen.features(Features(kept)), **map_kwargs)
+    features = gen.features(Features(kept))
+    if len(ds) == 0:  # map never calls the function on no rows, so it would add no columns
+        return Dataset.from_dict({name: [] for name in features}, features=features)
+    return ds.map(gen, batched=True, batch_size=batch_size, features=features, **map_kwargs)
 
 
 def _in_map_worker() -> bool:

@@ -114,7 +114,7 @@ def file_backed(prompts: Dataset) -> Dataset:
     random fingerprint; saving the prompts under a name derived from their content gives a rerun
     of the same recipe the same input fingerprint, so generation is served from the cache.
     """
-    key = Hasher.hash(prompts["row_id"])
+    key = Hasher.hash(list(prompts["row_id"]))  # the ids themselves, not the dataset behind the column
     folder = Path(datasets.config.HF_DATASETS_CACHE) / "synth_datasets" / f"prompts-{key}"
     if not (folder / "state.json").exists():
         prompts.save_to_disk(str(folder))

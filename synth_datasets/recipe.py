@@ -81,7 +81,7 @@ class GeneratorConfig:
     temperature: float = 0.9
     top_p: float = 0.95
     max_tokens: int = 96
-    batch_size: int = field(default=1000, metadata={"help": "Rows per map batch = requests per engine call."})
+    batch_size: int = field(default=1000, metadata={"help": "Rows per map batch = requests per engine call (with output.run_dir, shard_size is)."})
     shard_size: int = field(default=1000, metadata={"help": "Rows per shard when output.run_dir makes the run resumable."})
 
     def __post_init__(self):

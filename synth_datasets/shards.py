@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import asdict
 import os
 import shutil
 import time
@@ -44,9 +45,20 @@ class StaleRunError(RuntimeError):
     """The run folder holds shards made from another configuration or other prompts."""
 
 
+# Engine settings that change memory use, not outputs: a run resumed after an out-of-memory error
+# with less KV cache is the same run.
+_RUNTIME_ONLY = ("gpu_memory_utilization", "kv_cache_space_gib")
+
+
 def run_fingerprint(prompts: Dataset, gen: Generate, shard_size: int) -> str:
-    """What the shards depend on: the generator's configuration, the requests, the shard size."""
-    return Hasher.hash([Hasher.hash(gen), prompts["row_id"], shard_size])
+    """What the shards depend on: the generator's configuration, the requests' ids, the shard size.
+
+    The ids are hashed as a plain list: hashing the column itself would hash the dataset behind it
+    (its cache files' paths included), so the same prompts from another cache folder would differ.
+    """
+    config = gen.__getstate__()
+    config["engine"] = {k: v for k, v in asdict(config["engine"]).items() if k not in _RUNTIME_ONLY}
+    return Hasher.hash([config, list(prompts["row_id"]), shard_size])
 
 
 def generate_resumable(prompts: Dataset, gen: Generate, run_dir: str | Path, shard_size: int = 1000,
@@ -61,13 +73,15 @@ def generate_resumable(prompts: Dataset, gen: Generate, run_dir: str | Path, sha
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
     if len(set(prompts["row_id"])) != len(prompts):
         raise ValueError("prompts have repeated row_id values; each request needs its own id")
+    features = gen.features(prompts.features)
+    if len(prompts) == 0:
+        return Dataset.from_dict({name: [] for name in features}, features=features)
     run_dir = Path(run_dir)
     fingerprint = run_fingerprint(prompts, gen, shard_size)
     _claim(run_dir, fingerprint, len(prompts), shard_size, gen, overwrite)
-    n = max(1, -(-len(prompts) // shard_size))
+    n = -(-len(prompts) // shard_size)
     paths = [run_dir / "shards" / f"{i:05d}-of-{n:05d}.parquet" for i in range(n)]
-    features = gen.features(prompts.features)
-    todo = [i for i in range(n) if not _valid_shard(paths[i], prompts, i, shard_size)]
+    todo = [i for i in range(n) if not _valid_shard(paths[i], prompts, i, shard_size, features)]
     logger.info("%d of %d shards already done in %s; generating %d", n - len(todo), n, run_dir, len(todo))
     tokens, start = 0, time.perf_counter()
     with tqdm(total=len(todo), desc="shards", unit="shard") as bar:
@@ -90,8 +104,11 @@ def _claim(run_dir: Path, fingerprint: str, rows: int, shard_size: int, gen: Gen
     """Check run.json against this run (or start a new one); refuse foreign shards unless told."""
     manifest = run_dir / "run.json"
     if manifest.exists():
-        recorded = json.loads(manifest.read_text())
-        if recorded.get("fingerprint") == fingerprint:
+        try:
+            recorded = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            recorded = {}
+        if isinstance(recorded, dict) and recorded.get("fingerprint") == fingerprint:
             return
         if not overwrite:
             raise StaleRunError(
@@ -107,19 +124,23 @@ def _claim(run_dir: Path, fingerprint: str, rows: int, shard_size: int, gen: Gen
     os.replace(tmp, manifest)
 
 
-def _valid_shard(path: Path, prompts: Dataset, i: int, shard_size: int) -> bool:
-    """True when `path` holds exactly the rows of shard i; a bad file is reported and deleted."""
+def _valid_shard(path: Path, prompts: Dataset, i: int, shard_size: int, features) -> bool:
+    """True when `path` reads whole, has the expected columns, and holds exactly the rows of shard i;
+    a bad file is reported and deleted."""
     if not path.exists():
         return False
     expected = prompts["row_id"][i * shard_size:(i + 1) * shard_size]
     try:
-        got = pq.read_table(path, columns=["row_id"]).column("row_id").to_pylist()
+        table = pq.read_table(path)  # every column, so damage anywhere in the file shows here
     except Exception as e:  # noqa: BLE001  any unreadable file is regenerated, whatever the reason
         reason = f"unreadable ({type(e).__name__}: {str(e)[:120]})"
     else:
-        if got == expected:
+        if set(table.column_names) != set(features):
+            reason = f"has columns {sorted(table.column_names)}, not {sorted(features)}"
+        elif table.column("row_id").to_pylist() == list(expected):
             return True
-        reason = f"holds {len(got)} rows that are not the {len(expected)} it should"
+        else:
+            reason = f"holds {table.num_rows} rows that are not the {len(expected)} it should"
     logger.warning("shard %s is %s: generating it again", path.name, reason)
     path.unlink()
     return False

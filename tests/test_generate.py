@@ -158,3 +158,10 @@ def test_num_proc_above_one_is_refused_by_generate_and_warned_about_in_map(fake_
     with caplog.at_level("WARNING"):
         prompts(1).map(gen(), batched=True)
     assert "datasets worker process" not in caplog.text
+
+
+def test_generate_on_no_rows_still_has_the_generated_columns(fake_engine):
+    from synth_datasets import generate
+
+    out = generate(prompts(1).select(range(0)), gen())
+    assert len(out) == 0 and {"parse_error", "text", "row_id"} <= set(out.column_names)

@@ -114,7 +114,7 @@ def test_cli_generate_with_fake_engine(fake_engine, tmp_path, capsys):
     assert cli.main(["generate", str(write_recipe(tmp_path)), "--output", str(tmp_path / "cli-out")]) == 0
     out = capsys.readouterr().out
     assert "exact_dedup" in out and "cli-out" in out
-    assert "generation: 92 requests" in out and "parse failures: none" in out
+    assert "generation: 92 requests" in out and "parse failures: none" in out and "tokens/s" in out
     assert len(load_dataset(str(tmp_path / "cli-out"))["train"]) == 92
 
 

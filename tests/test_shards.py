@@ -53,7 +53,7 @@ def test_a_changed_configuration_refuses_stale_shards_unless_told(fake_engine, t
     assert fake_engine.calls == [6, 6, 6, 2] and len(out) == 20
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "other_rows"])
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "other_rows", "missing_column"])
 def test_a_corrupt_shard_is_detected_and_regenerated(fake_engine, tmp_path, caplog, damage):
     run = tmp_path / "run"
     first = generate_resumable(prompts(), gen(), run, shard_size=6)
@@ -62,8 +62,12 @@ def test_a_corrupt_shard_is_detected_and_regenerated(fake_engine, tmp_path, capl
         shard.write_bytes(shard.read_bytes()[:200])
     elif damage == "garbage":
         shard.write_bytes(b"not parquet at all")
-    else:  # a readable file holding shard 0's rows under shard 1's name
+    elif damage == "other_rows":  # a readable file holding shard 0's rows under shard 1's name
         shard.write_bytes(sorted((run / "shards").glob("*.parquet"))[0].read_bytes())
+    else:  # readable, right rows, but written by another version without a column
+        import pyarrow.parquet as pq
+
+        pq.write_table(pq.read_table(shard).drop_columns(["label_agrees"]), shard)
     fake_engine.calls.clear()
     with caplog.at_level(logging.WARNING):
         again = generate_resumable(prompts(), gen(), run, shard_size=6)
@@ -130,3 +134,32 @@ def test_sigkill_mid_run_then_rerun_continues_without_loss_or_duplicates(tmp_pat
     ids = [r["row_id"] for r in rows]
     assert len(ids) == 40 and len(set(ids)) == 40
     assert all(r["parse_error"] is None for r in rows)
+
+
+def test_the_run_fingerprint_sees_the_ids_not_where_the_prompts_live(fake_engine, tmp_path):
+    from datasets import load_from_disk
+
+    from synth_datasets.shards import run_fingerprint
+
+    p = prompts()
+    p.save_to_disk(str(tmp_path / "a"))
+    p.save_to_disk(str(tmp_path / "b"))
+    same = [p, p.select(range(len(p))), load_from_disk(str(tmp_path / "a")), load_from_disk(str(tmp_path / "b"))]
+    assert len({run_fingerprint(x, gen(), 6) for x in same}) == 1
+    assert run_fingerprint(p, gen(), 6) != run_fingerprint(p, gen(), 7)
+    assert run_fingerprint(p, gen(), 6) != run_fingerprint(p.select(range(19)), gen(), 6)
+    lean = Generate(engine=EngineConfig(backend="fake", kv_cache_space_gib=1, gpu_memory_utilization=0.5),
+                    json_schema=c.json_schema(LABELS), parser="classification")
+    assert run_fingerprint(p, lean, 6) == run_fingerprint(p, gen(), 6)  # memory settings: same run
+
+
+def test_empty_prompts_give_an_empty_typed_result(fake_engine, tmp_path):
+    out = generate_resumable(prompts().select(range(0)), gen(), tmp_path / "run")
+    assert len(out) == 0 and out.features["parse_error"].dtype == "string" and fake_engine.calls == []
+
+
+def test_a_malformed_manifest_is_a_stale_run(fake_engine, tmp_path):
+    generate_resumable(prompts(), gen(), tmp_path / "run", shard_size=6)
+    (tmp_path / "run" / "run.json").write_text("{not json")
+    with pytest.raises(StaleRunError):
+        generate_resumable(prompts(), gen(), tmp_path / "run", shard_size=6)

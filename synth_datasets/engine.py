@@ -67,7 +67,7 @@ class EngineConfig:
     max_model_len: int = field(default=2048, metadata={"help": "Longest prompt + completion in tokens."})
     enforce_eager: bool | None = field(default=None, metadata={"help": "Skip graph compilation; default: eager on a CPU (26 s start-up against 96 s compiled, same tokens/s), compiled on a GPU."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Run model code from the model repo. Off unless you trust it."})
-    kv_cache_space_gib: int | None = field(default=None, metadata={"help": "CPU KV-cache GiB (VLLM_CPU_KVCACHE_SPACE); default 2."})
+    kv_cache_space_gib: int | None = field(default=None, metadata={"help": "CPU KV-cache GiB (VLLM_CPU_KVCACHE_SPACE); default: a sixth of NUMA node 0's memory."})
     gpu_memory_utilization: float = field(default=0.9, metadata={"help": "Share of GPU memory vLLM may take."})
 
     def __post_init__(self):

@@ -20,8 +20,10 @@ def test_fit_engine_binds_all_cores_and_respects_user_env(monkeypatch):
     monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
     monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
     monkeypatch.setattr(hardware.os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    monkeypatch.setattr(hardware, "node0_memory_gib", lambda: 30.0)
     hw = hardware.fit_engine()
-    assert hw.device == "cpu" and hw.cpu_threads_bind == "0-2" and hw.kv_cache_space_gib == 2
+    assert hw.device == "cpu" and hw.cpu_threads_bind == "0-2" and hw.kv_cache_space_gib == 5
+    assert hardware.fit_engine(kv_cache_space_gib=3).kv_cache_space_gib == 3
     monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", "1")
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "4")
     hw = hardware.fit_engine()

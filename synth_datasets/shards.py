@@ -36,7 +36,7 @@ from datasets import Dataset
 from datasets.fingerprint import Hasher
 from tqdm.auto import tqdm
 
-from .generate import Generate
+from .generate import Generate, generate
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +73,9 @@ def generate_resumable(prompts: Dataset, gen: Generate, run_dir: str | Path, sha
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
     if len(set(prompts["row_id"])) != len(prompts):
         raise ValueError("prompts have repeated row_id values; each request needs its own id")
-    features = gen.features(prompts.features)
     if len(prompts) == 0:
-        return Dataset.from_dict({name: [] for name in features}, features=features)
+        return generate(prompts, gen)  # an empty dataset with the generated columns
+    features = gen.features(prompts.features)
     run_dir = Path(run_dir)
     fingerprint = run_fingerprint(prompts, gen, shard_size)
     _claim(run_dir, fingerprint, len(prompts), shard_size, gen, overwrite)
@@ -87,8 +87,7 @@ def generate_resumable(prompts: Dataset, gen: Generate, run_dir: str | Path, sha
     with tqdm(total=len(todo), desc="shards", unit="shard") as bar:
         for i in todo:
             rows = prompts.select(range(i * shard_size, min((i + 1) * shard_size, len(prompts))))
-            done = rows.map(gen, batched=True, batch_size=len(rows), features=features,
-                            keep_in_memory=True, load_from_cache_file=False)
+            done = generate(rows, gen, batch_size=len(rows), keep_in_memory=True, load_from_cache_file=False)
             _write_atomically(done, paths[i])
             tokens += sum(done["completion_tokens"])
             bar.set_postfix(tokens_per_s=f"{tokens / (time.perf_counter() - start):.0f}")

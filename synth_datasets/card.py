@@ -87,6 +87,7 @@ def render_card(dsdict: DatasetDict, provenance: dict, files: dict[str, str] | N
         requests=provenance.get("requests"),
         tokens=provenance.get("tokens", {"prompt": "?", "completion": "?"}),
         generation_seconds=provenance.get("generation_seconds", "?"),
+        engine_work=provenance.get("engine_work"),
         created=provenance.get("created"),
         version=__version__,
         prompt=provenance.get("prompt", {}),

@@ -78,12 +78,18 @@ def run_summary(provenance: dict) -> str:
     hw = gen.get("hardware") or {}
     seconds = provenance["generation_seconds"]
     errors = ", ".join(f"{n} {reason}" for reason, n in provenance["parse_errors"]) or "none"
+    work = provenance.get("engine_work") or {}
+    if work.get("requests"):
+        speed = (f"the engine ran {work['requests']} of them in this invocation: {work['completion_tokens']} tokens "
+                 f"in {work['seconds']:.1f} s of engine time = {work['generated_tokens_per_second']} generated tokens/s")
+    else:
+        speed = "every row came from the datasets cache or finished shards: the engine generated nothing this time"
     return "\n".join([
         f"engine: {gen.get('backend')} {gen.get('vllm_version') or ''} {hw.get('device', '')} dtype={hw.get('dtype')} "
         f"threads={hw.get('cpu_threads_bind')} model={gen.get('model')}",
         f"generation: {provenance['requests']} requests, {tokens['prompt']} prompt + {tokens['completion']} generated "
-        f"tokens; this invocation took {seconds:.1f} s, engine start-up included (rows served from a cache or "
-        f"finished shards cost no time; live tokens/s are on the progress bars)",
+        f"tokens; this invocation took {seconds:.1f} s, engine start-up included",
+        f"speed: {speed}",
         f"parse failures: {errors}",
     ])
 

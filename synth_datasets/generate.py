@@ -16,12 +16,18 @@ while any change of temperature, schema or prompt misses it. The engine lives in
 `batch_size` (1000, or the whole dataset) so vLLM schedules many requests at once.
 
 Do not pass `num_proc > 1`: each worker would start its own engine (and vLLM spawns its own
-processes). Not here: asynchronous in-flight feeding and resumable shards (a later issue).
+processes). Resumable runs split the prompts into shards that each go through this transform
+(shards.py). Asynchronous in-flight feeding across map batches is not built: on the CPU, one large
+synchronous batch already runs at raw vLLM speed (docs/benchmarks.md).
+
+`ENGINE_STATS` counts what the engine really did in this process (rows served from a cache are not
+in it), so a run can report its true tokens/s.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -33,6 +39,35 @@ from .engine import EngineConfig, SamplingConfig
 from .tasks import PARSERS, parser_features, parser_fields
 
 logger = logging.getLogger(__name__)
+
+
+
+@dataclass
+class EngineStats:
+    """Requests, tokens and engine seconds of every `Generate` call in this process."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+    def add(self, completions, seconds: float) -> None:
+        self.requests += len(completions)
+        self.prompt_tokens += sum(c.prompt_tokens for c in completions)
+        self.completion_tokens += sum(c.completion_tokens for c in completions)
+        self.seconds += seconds
+
+    def since(self, earlier: "EngineStats") -> dict[str, Any]:
+        """What happened after `earlier` (a copy taken with `dataclasses.replace`), with tokens/s."""
+        delta = {name: getattr(self, name) - getattr(earlier, name)
+                 for name in ("requests", "prompt_tokens", "completion_tokens", "seconds")}
+        seconds = delta["seconds"]
+        delta["seconds"] = round(seconds, 3)
+        delta["generated_tokens_per_second"] = round(delta["completion_tokens"] / seconds, 1) if seconds > 0 else None
+        return delta
+
+
+ENGINE_STATS = EngineStats()
 
 GENERATE_FEATURES = {
     "raw_completion": Value("string"), "finish_reason": Value("string"), "prompt_tokens": Value("int64"),
@@ -115,7 +150,10 @@ class Generate:
             logger.warning("Generate is running in a datasets worker process (num_proc > 1): each worker starts "
                            "its own engine; use num_proc=1 and a large batch_size instead")
         conversations = batch[self.messages_column]
-        completions = engine_mod.get_engine(self.engine).chat(conversations, self.sampling, self.json_schema)
+        engine = engine_mod.get_engine(self.engine)
+        start = time.perf_counter()
+        completions = engine.chat(conversations, self.sampling, self.json_schema)
+        ENGINE_STATS.add(completions, time.perf_counter() - start)
         if len(completions) != len(conversations):
             raise RuntimeError(f"engine returned {len(completions)} completions for {len(conversations)} requests")
         clash = [name for name in self.fields if name in batch and name not in GENERATE_COLUMNS]

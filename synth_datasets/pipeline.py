@@ -10,6 +10,7 @@ import logging
 import random
 import time
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from datasets.fingerprint import Hasher
 from . import __version__
 from .card import parse_error_counts, save_hub_layout
 from .checks import CheckReport, run_checks
-from .generate import Generate, generate
+from .generate import ENGINE_STATS, Generate, generate
 from .recipe import Recipe, RecipeError
 from .shards import generate_resumable
 from .tasks import classification
@@ -94,7 +95,7 @@ def run_recipe(recipe: Recipe, output_dir: str | None = None, overwrite_run: boo
         model=recipe.generator.model, sampling=recipe.generator.sampling(), engine=recipe.engine,
         json_schema=classification.json_schema(labels, task.max_chars), parser="classification",
     )
-    start = time.perf_counter()
+    start, before = time.perf_counter(), replace(ENGINE_STATS)
     if recipe.output.run_dir:
         synthetic = generate_resumable(prompts, gen, recipe.resolve(recipe.output.run_dir),
                                        shard_size=recipe.generator.shard_size, overwrite=overwrite_run)
@@ -102,6 +103,7 @@ def run_recipe(recipe: Recipe, output_dir: str | None = None, overwrite_run: boo
         synthetic = generate(prompts, gen, batch_size=recipe.generator.batch_size)
     seconds = time.perf_counter() - start
     kept, report = run_checks(synthetic, recipe.build_checks())
+    extra["engine_work"] = ENGINE_STATS.since(before)
     provenance = build_provenance(recipe, seeds, labels, prompts, synthetic, kept, report, gen, seconds, extra)
     folder = save_hub_layout(DatasetDict(train=kept), output_dir or recipe.resolve(recipe.output.dir), provenance)
     return folder, report
@@ -151,6 +153,8 @@ def build_provenance(recipe, seeds, labels, prompts, synthetic, kept, report, ge
         "rows": {"generated": len(synthetic), "kept": len(kept)},
         "tokens": {"prompt": sum(synthetic["prompt_tokens"]), "completion": completion_tokens},
         "generation_seconds": round(seconds, 2),
+        # what the engine itself did in this invocation (0 requests when every row came from a cache)
+        "engine_work": extra.get("engine_work"),
         "parse_errors": parse_error_counts(synthetic["parse_error"]),
         "checks": report.as_dict(),
     }

@@ -114,7 +114,8 @@ def test_cli_generate_with_fake_engine(fake_engine, tmp_path, capsys):
     assert cli.main(["generate", str(write_recipe(tmp_path)), "--output", str(tmp_path / "cli-out")]) == 0
     out = capsys.readouterr().out
     assert "exact_dedup" in out and "cli-out" in out
-    assert "generation: 92 requests" in out and "parse failures: none" in out and "tokens/s" in out
+    assert "generation: 92 requests" in out and "parse failures: none" in out
+    assert "the engine ran 92 of them in this invocation" in out and "generated tokens/s" in out
     assert len(load_dataset(str(tmp_path / "cli-out"))["train"]) == 92
 
 
@@ -122,9 +123,15 @@ def test_rerunning_a_recipe_is_served_from_the_cache(fake_engine, tmp_path):
     recipe = load_recipe(write_recipe(tmp_path))
     run_recipe(recipe)
     assert fake_engine.calls == [92]
+    first = json.loads((recipe.resolve(recipe.output.dir) / "provenance.json").read_text())["engine_work"]
+    assert first["requests"] == 92 and first["completion_tokens"] > 0 and first["seconds"] >= 0
     folder, _ = run_recipe(recipe)
     assert fake_engine.calls == [92]  # same recipe, same prompts: no engine call
     assert len(load_dataset(str(folder))["train"]) == 92
+    provenance = json.loads((folder / "provenance.json").read_text())
+    assert provenance["engine_work"]["requests"] == 0 and provenance["engine_work"]["generated_tokens_per_second"] is None
+    assert "every row came from a cache" in (folder / "README.md").read_text()
+    assert "generated nothing this time" in cli.run_summary(provenance)
     run_recipe(load_recipe(write_recipe(tmp_path, generator={"temperature": 0.5})))
     assert fake_engine.calls == [92, 92]
 

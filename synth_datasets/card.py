@@ -88,6 +88,7 @@ def render_card(dsdict: DatasetDict, provenance: dict, files: dict[str, str] | N
         tokens=provenance.get("tokens", {"prompt": "?", "completion": "?"}),
         generation_seconds=provenance.get("generation_seconds", "?"),
         engine_work=provenance.get("engine_work"),
+        contribution=provenance.get("contribution"),
         created=provenance.get("created"),
         version=__version__,
         prompt=provenance.get("prompt", {}),
@@ -111,6 +112,25 @@ def save_hub_layout(dsdict: DatasetDict, folder: str | Path, provenance: dict) -
     render_card(dsdict, provenance, files).save(folder / "README.md")
     (folder / "provenance.json").write_text(json.dumps(provenance, indent=2, ensure_ascii=False, default=str) + "\n")
     return folder
+
+
+def attach_contribution(folder: str | Path, contribution: dict) -> bool:
+    """Put a `compare` result into the card and provenance of a dataset folder written by
+    `save_hub_layout`; False (and nothing written) when the folder holds no such dataset."""
+    from datasets import Dataset
+
+    folder = Path(folder)
+    provenance_path = folder / "provenance.json"
+    parquet = sorted((folder / "data").glob("*.parquet"))
+    if not provenance_path.is_file() or not parquet:
+        return False
+    provenance = json.loads(provenance_path.read_text())
+    provenance["contribution"] = contribution
+    files = {p.name.split("-00000-of-")[0]: f"data/{p.name}" for p in parquet}
+    dsdict = DatasetDict({name: Dataset.from_parquet(str(folder / path)) for name, path in files.items()})
+    render_card(dsdict, provenance, files).save(folder / "README.md")
+    provenance_path.write_text(json.dumps(provenance, indent=2, ensure_ascii=False, default=str) + "\n")
+    return True
 
 
 def _write_split(split, data_dir: Path, name: str) -> str:

@@ -34,20 +34,27 @@ _LOADERS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parqu
 def load_seeds(recipe: Recipe) -> tuple[Dataset, list[str]]:
     """The real rows the recipe names, drawn per label (and made rare where asked), and the labels."""
     cfg = recipe.seeds
-    path = recipe.resolve(cfg.path)
+    ds = load_real(recipe, cfg.path, cfg.split, "seeds.path")
+    labels = cfg.labels or sorted(set(classification.label_names(ds, cfg.label_column)))
+    return draw_seeds(ds, cfg.label_column, cfg.per_label, cfg.rare, cfg.seed, labels), labels
+
+
+def load_real(recipe: Recipe, path_str: str, split: str, field_name: str) -> Dataset:
+    """Real rows from a file or folder the recipe names (`field_name` goes into errors)."""
+    cfg = recipe.seeds
+    path = recipe.resolve(path_str)
     if not path.exists():
-        raise RecipeError(f"seeds.path: {str(path)!r} does not exist (relative paths start at the recipe's folder)")
+        raise RecipeError(f"{field_name}: {str(path)!r} does not exist (relative paths start at the recipe's folder)")
     if path.is_dir():
-        ds = load_dataset(str(path), split=cfg.split)
+        ds = load_dataset(str(path), split=split)
     elif path.suffix in _LOADERS:
         ds = load_dataset(_LOADERS[path.suffix], data_files=str(path), split="train")
     else:
-        raise RecipeError(f"seeds.path: cannot read {path.suffix!r} files; use one of {sorted(_LOADERS)} or a folder")
+        raise RecipeError(f"{field_name}: cannot read {path.suffix!r} files; use one of {sorted(_LOADERS)} or a folder")
     for column in (cfg.text_column, cfg.label_column):
         if column not in ds.column_names:
-            raise RecipeError(f"seeds: the data has no column {column!r} (it has {ds.column_names}); set seeds.text_column / seeds.label_column")
-    labels = cfg.labels or sorted(set(classification.label_names(ds, cfg.label_column)))
-    return draw_seeds(ds, cfg.label_column, cfg.per_label, cfg.rare, cfg.seed, labels), labels
+            raise RecipeError(f"{field_name}: the data has no column {column!r} (it has {ds.column_names}); set seeds.text_column / seeds.label_column")
+    return ds
 
 
 def draw_seeds(ds: Dataset, label_column: str, per_label: int | None, rare: dict[str, int],

@@ -105,6 +105,37 @@ class OutputConfig:
 
 
 @dataclass
+class CompareConfig:
+    """`synth-datasets compare`: what the synthetic data adds to a student, on a real test split."""
+
+    test_path: str | None = field(default=None, metadata={"help": "Real test split (CSV/JSON/Parquet file or a folder); never shown to the generator."})
+    test_split: str = field(default="test", metadata={"help": "Split to read when test_path is a folder."})
+    real_per_label: list[int] = field(default_factory=lambda: [10], metadata={"help": "k values: real training rows per label, drawn at random from seeds.path for each draw."})
+    draws: int = field(default=3, metadata={"help": "Independent draws of the real rows (each generates its own synthetic rows); mean ± sd over them."})
+    synthetic_per_label: int = field(default=20, metadata={"help": "Synthetic rows requested per label in each draw (before the checks)."})
+    ratios: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0], metadata={"help": "Synthetic rows per real row in the blended and two-stage arms (all kept rows are tried too)."})
+    primary_ratio: float = field(default=1.0, metadata={"help": "The blend the verdict is stated for, fixed before looking at results."})
+    student: str = field(default="classifier", metadata={"help": "classifier (frozen encoder + logistic regression) or lm (TRL SFT + LoRA)."})
+    encoder: str = field(default="all-MiniLM-L6-v2", metadata={"help": "Classifier student's sentence encoder (id or folder)."})
+    c: float = field(default=30.0, metadata={"help": "Classifier student's inverse L2 strength."})
+    dir: str | None = field(default=None, metadata={"help": "Where the table, plot and JSON go; default: <output.dir>/compare."})
+
+    def __post_init__(self):
+        if not self.real_per_label or any(k < 1 for k in self.real_per_label):
+            raise ValueError(f"real_per_label: give one or more k >= 1; got {self.real_per_label}")
+        if self.draws < 1:
+            raise ValueError(f"draws: at least 1 (3 or more for a spread); got {self.draws}")
+        if self.synthetic_per_label < 1:
+            raise ValueError(f"synthetic_per_label: at least 1; got {self.synthetic_per_label}")
+        if any(r <= 0 for r in self.ratios):
+            raise ValueError(f"ratios: synthetic rows per real row, each > 0; got {self.ratios}")
+        if self.primary_ratio not in self.ratios:
+            raise ValueError(f"primary_ratio: {self.primary_ratio} is not among ratios {self.ratios}; add it there")
+        if self.student not in ("classifier", "lm"):
+            raise ValueError(f"student: {self.student!r} is not known; choose classifier or lm")
+
+
+@dataclass
 class Recipe:
     name: str
     seeds: SeedsConfig
@@ -113,6 +144,7 @@ class Recipe:
     engine: EngineConfig = field(default_factory=EngineConfig)
     checks: list = field(default_factory=lambda: ["parsed", "exact_dedup"])
     output: OutputConfig = field(default_factory=OutputConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
     base_dir: str = "."
 
     def __post_init__(self):
@@ -223,7 +255,7 @@ def describe_fields() -> str:
     from .checks import CHECKS
 
     lines = ["recipe fields (section.field = default: help):", "  name: the dataset's name (required)"]
-    for section in ("seeds", "task", "generator", "engine", "output"):
+    for section in ("seeds", "task", "generator", "engine", "output", "compare"):
         cls = typing.get_type_hints(Recipe)[section]
         for f in dataclasses.fields(cls):
             if cls is EngineConfig and f.name == "model":

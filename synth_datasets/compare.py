@@ -1,0 +1,312 @@
+"""Did the synthetic data help? Real-only vs synthetic-only vs blended vs two-stage students.
+
+    synth-datasets compare recipes/banking77-compare.yaml
+
+For each draw d (seed = seeds.seed + d) and each k in `compare.real_per_label`:
+
+1. k real rows per label are drawn from `seeds.path` (nested: the k=5 rows are the first five of
+   the k=10 rows of the same draw);
+2. synthetic rows are generated **from those k rows only** (the recipe's prompts, generator and
+   checks; `compare.synthetic_per_label` requests per label), so no other draw's real rows, and never
+   the test split, reach a prompt; generation is cached, so a rerun costs only the training;
+3. the same student is trained on: real-only; synthetic-only, blended (real + synthetic) and
+   two-stage (synthetic first, then the real rows starting from that model) at each ratio of
+   synthetic rows per real row and with all kept synthetic rows; and scored on the real test split.
+
+Results are aggregated over draws (mean ± sd, and the paired difference to real-only of the same
+draw), written as `compare.json`, `compare.md` and `compare.png`, and the verdict is stated for the
+blend fixed in advance (`compare.primary_ratio`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import statistics
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from datasets import Dataset
+from tqdm.auto import tqdm
+
+from .evaluation import score
+from .mix import mix, take_per_label
+from .recipe import Recipe, RecipeError
+from .tasks import classification
+
+logger = logging.getLogger(__name__)
+
+Synthesizer = Callable[[Dataset, list, int], Dataset]  # (real rows, labels, seed) -> synthetic rows (text, label)
+
+ARMS = ("real-only", "synthetic-only", "blended", "two-stage")
+
+
+@dataclass
+class CompareResult:
+    runs: list[dict] = field(default_factory=list)        # one per trained student
+    summary: list[dict] = field(default_factory=list)     # mean ± sd per (k, arm, amount)
+    verdicts: list[dict] = field(default_factory=list)    # one per k, for the primary blend
+    setup: dict = field(default_factory=dict)
+    generation: list[dict] = field(default_factory=list)  # rows requested / kept per (draw, k)
+
+    def as_dict(self) -> dict:
+        return {"setup": self.setup, "verdicts": self.verdicts, "summary": self.summary,
+                "generation": self.generation, "runs": self.runs}
+
+    @property
+    def verdict(self) -> str:
+        return " ".join(v["text"] for v in self.verdicts)
+
+    def table(self) -> str:
+        return markdown_table(self.summary)
+
+
+def draw_real(train: Dataset, labels: Sequence[str], ks: Sequence[int], seed: int) -> dict[int, Dataset]:
+    """For one draw: {k: k random rows per label}, nested (smaller k = prefix of the larger k's rows)."""
+    by_label: dict[str, list[int]] = defaultdict(list)
+    for i, label in enumerate(train["label"]):
+        by_label[label].append(i)
+    rng = random.Random(seed)
+    order = {}
+    for label in labels:
+        rows = by_label.get(label, [])
+        if len(rows) < max(ks):
+            raise RecipeError(f"compare.real_per_label: label {label!r} has only {len(rows)} real rows, fewer than k={max(ks)}")
+        order[label] = rng.sample(rows, len(rows))
+    return {k: train.select(sorted(i for label in labels for i in order[label][:k])) for k in ks}
+
+
+def recipe_synthesizer(recipe: Recipe, per_label: int) -> Synthesizer:
+    """Generate `per_label` rows per label from the given real rows with the recipe's prompts,
+    generator and checks (cached by the datasets cache, so a rerun does not generate again)."""
+    from .checks import run_checks
+    from .generate import Generate, generate
+    from .pipeline import file_backed
+
+    task = recipe.task
+    extra = {k: v for k, v in (("template", task.prompt_template), ("system_prompt", task.system_prompt)) if v}
+
+    def synthesize(real: Dataset, labels: list, seed: int) -> Dataset:
+        prompts = classification.classification_prompts(
+            real, labels, per_label=per_label, text_column="text", label_column="label", shots=task.shots,
+            seed=seed, **extra)
+        gen = Generate(model=recipe.generator.model, sampling=recipe.generator.sampling(), engine=recipe.engine,
+                       json_schema=classification.json_schema(labels, task.max_chars), parser="classification")
+        synthetic = generate(file_backed(prompts), gen, batch_size=recipe.generator.batch_size)
+        kept, report = run_checks(synthetic, recipe.build_checks())
+        logger.info("draw seed %d: %d requested, %d kept after checks", seed, len(prompts), len(kept))
+        return kept.select_columns(["text", "label"])
+
+    return synthesize
+
+
+def run_compare(recipe: Recipe, synthesize: Synthesizer | None = None, student=None, progress: bool = True,
+                echo: Callable[[str], None] | None = print) -> CompareResult:
+    """The whole experiment for `recipe` (see the module docstring); nothing is written here."""
+    from .pipeline import load_real
+    from .students import STUDENTS
+
+    cfg = recipe.compare
+    if not cfg.test_path:
+        raise RecipeError("compare.test_path: required; name the real test split (it is never shown to the generator)")
+    seeds = recipe.seeds
+    train = _standard(load_real(recipe, seeds.path, seeds.split, "seeds.path"), seeds.text_column, seeds.label_column)
+    test = _standard(load_real(recipe, cfg.test_path, cfg.test_split, "compare.test_path"), seeds.text_column, seeds.label_column)
+    labels = list(seeds.labels or sorted(set(train["label"])))
+    test = test.filter(lambda label: label in set(labels), input_columns="label")
+    if len(test) == 0:
+        raise RecipeError("compare.test_path: no test row has one of the recipe's labels")
+    overlap = set(test["text"]) & set(train["text"])
+    if overlap:
+        logger.warning("%d texts are in both seeds.path and compare.test_path; draws may include test rows", len(overlap))
+    synthesize = synthesize or recipe_synthesizer(recipe, cfg.synthetic_per_label)
+    student = student or STUDENTS[cfg.student](encoder=cfg.encoder, c=cfg.c)
+    ks = sorted(set(cfg.real_per_label))
+    ratios = sorted(cfg.ratios)
+    result = CompareResult(setup={
+        "labels": labels, "test_rows": len(test), "real_per_label": ks, "draws": cfg.draws,
+        "synthetic_per_label": cfg.synthetic_per_label, "ratios": sorted(cfg.ratios), "primary_ratio": cfg.primary_ratio,
+        "student": student.describe(), "seed": seeds.seed, "test_path": cfg.test_path, "seeds_path": seeds.path,
+    })
+    # None = every kept synthetic row; only tried where it can be more than the largest ratio gives
+    amounts = {k: [*ratios, None] if cfg.synthetic_per_label > max(ratios) * k else ratios for k in ks}
+    total = cfg.draws * sum(1 + 3 * len(a) for a in amounts.values())
+    bar = tqdm(total=total, desc="compare", unit="student", disable=not progress)
+    started = time.perf_counter()
+    for d in range(cfg.draws):
+        draw_seed = seeds.seed + d
+        for k, real in draw_real(train, labels, ks, draw_seed).items():
+            synthetic = synthesize(real, labels, draw_seed)
+            result.generation.append({"draw": d, "k": k, "requested": cfg.synthetic_per_label * len(labels),
+                                      "kept": len(synthetic)})
+
+            def run(arm: str, ratio, rows: Dataset, prior=None, stage_rows: int | None = None):
+                t0 = time.perf_counter()
+                model = student.fit(rows["text"], rows["label"], labels, prior=prior)
+                preds = student.predict(model, test["text"])
+                metrics = score("classification", [_index(labels, p) for p in preds], [_index(labels, t) for t in test["label"]])
+                syn = stage_rows if stage_rows is not None else sum(1 for s in rows["source"] if s == "synthetic")
+                record = {"draw": d, "k": k, "arm": arm, "ratio": ratio, "real_rows": sum(1 for s in rows["source"] if s == "real"),
+                          "synthetic_rows": syn, **metrics, "seconds": round(time.perf_counter() - t0, 2)}
+                if arm == "two-stage":
+                    record["real_rows"] = len(rows)
+                result.runs.append(record)
+                bar.update()
+                if echo:
+                    echo(f"draw {d} k={k} {arm:<14} {_amount(ratio):>4}: accuracy {100 * metrics['accuracy']:.1f}% "
+                         f"macro-F1 {100 * metrics['macro_f1']:.1f}% ({record['real_rows']} real + {syn} synthetic rows)")
+                return model
+
+            if len(synthetic) == 0:
+                raise RecipeError(f"draw {d}, k={k}: no synthetic row survived generation and the checks; "
+                                  "nothing to compare (see the recipe's checks)")
+            real_rows = _with_source(real, "real")
+            run("real-only", 0.0, real_rows)
+            for ratio in amounts[k]:
+                picked = synthetic if ratio is None else take_per_label(
+                    synthetic, {label: round(ratio * k) for label in labels}, draw_seed)
+                stage_one = run("synthetic-only", ratio, _with_source(picked, "synthetic"))
+                run("blended", ratio, mix(real, picked, ratio=None, seed=draw_seed))
+                run("two-stage", ratio, real_rows, prior=stage_one, stage_rows=len(picked))
+    bar.close()
+    result.setup["seconds"] = round(time.perf_counter() - started, 1)
+    result.summary = summarise(result.runs)
+    result.verdicts = verdicts(result.summary, cfg.primary_ratio, cfg.draws)
+    return result
+
+
+def summarise(runs: list[dict]) -> list[dict]:
+    """Mean ± sd per (k, arm, ratio) over draws, and the paired difference to real-only."""
+    base = {(r["draw"], r["k"]): r for r in runs if r["arm"] == "real-only"}
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in runs:
+        groups[(r["k"], r["arm"], r["ratio"])].append(r)
+    rows = []
+    for (k, arm, ratio), members in groups.items():
+        acc = [m["accuracy"] for m in members]
+        f1 = [m["macro_f1"] for m in members]
+        delta = [m["accuracy"] - base[(m["draw"], k)]["accuracy"] for m in members]
+        rows.append({
+            "k": k, "arm": arm, "ratio": ratio, "draws": len(members),
+            "synthetic_rows": statistics.mean(m["synthetic_rows"] for m in members),
+            "accuracy": statistics.mean(acc), "accuracy_sd": _sd(acc),
+            "macro_f1": statistics.mean(f1), "macro_f1_sd": _sd(f1),
+            "delta": statistics.mean(delta), "delta_sd": _sd(delta),
+        })
+    order = {arm: i for i, arm in enumerate(ARMS)}
+    return sorted(rows, key=lambda r: (r["k"], order[r["arm"]], _ratio_key(r["ratio"])))
+
+
+def verdicts(summary: list[dict], primary_ratio: float, draws: int) -> list[dict]:
+    """Per k, a sentence on the primary blend: helped only if its paired gain exceeds its spread."""
+    out = []
+    for row in summary:
+        if row["arm"] != "blended" or row["ratio"] != primary_ratio:
+            continue
+        gain, sd = 100 * row["delta"], 100 * row["delta_sd"]
+        helped = gain > 0 and (draws == 1 or gain > sd)
+        spread = f"{gain:+.1f} ± {sd:.1f} points" if draws > 1 else f"{gain:+.1f} points (one draw, no spread)"
+        if helped:
+            text = f"k={row['k']}: synthetic data added {spread} over real-only (blended {_amount(primary_ratio)})."
+        else:
+            text = f"k={row['k']}: synthetic data did not beat real-only: it adds noise ({spread}, blended {_amount(primary_ratio)})."
+        best = max((r for r in summary if r["k"] == row["k"] and r["arm"] != "real-only"), key=lambda r: r["delta"])
+        out.append({"k": row["k"], "helped": helped, "delta": row["delta"], "delta_sd": row["delta_sd"], "text": text,
+                    "best": {"arm": best["arm"], "ratio": best["ratio"], "delta": best["delta"], "delta_sd": best["delta_sd"]}})
+    return out
+
+
+def markdown_table(summary: list[dict]) -> str:
+    lines = ["| k | student trained on | synthetic per real | synthetic rows | accuracy % | macro-F1 % | Δ accuracy vs real-only (points) |",
+             "|---:|---|---:|---:|---:|---:|---:|"]
+    for r in summary:
+        delta = "" if r["arm"] == "real-only" else f"{100 * r['delta']:+.1f} ± {100 * r['delta_sd']:.1f}"
+        lines.append(f"| {r['k']} | {r['arm']} | {_amount(r['ratio']) if r['arm'] != 'real-only' else '-'} | "
+                     f"{r['synthetic_rows']:.0f} | {100 * r['accuracy']:.1f} ± {100 * r['accuracy_sd']:.1f} | "
+                     f"{100 * r['macro_f1']:.1f} ± {100 * r['macro_f1_sd']:.1f} | {delta} |")
+    return "\n".join(lines)
+
+
+def plot(summary: list[dict], path: Path) -> Path:
+    """Accuracy vs synthetic rows, one line per arm, one panel per k; real-only as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ks = sorted({r["k"] for r in summary})
+    fig, axes = plt.subplots(1, len(ks), figsize=(5 * len(ks), 4), squeeze=False, sharey=True)
+    for ax, k in zip(axes[0], ks):
+        rows = [r for r in summary if r["k"] == k]
+        base = next(r for r in rows if r["arm"] == "real-only")
+        ax.axhline(100 * base["accuracy"], linestyle="--", color="black", label="real-only")
+        for arm in ARMS[1:]:
+            line = sorted((r for r in rows if r["arm"] == arm), key=lambda r: r["synthetic_rows"])
+            ax.errorbar([r["synthetic_rows"] for r in line], [100 * r["accuracy"] for r in line],
+                        yerr=[100 * r["accuracy_sd"] for r in line], marker="o", capsize=3, label=arm)
+        ax.set_title(f"k = {k} real rows per label")
+        ax.set_xlabel("synthetic rows in training")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("accuracy on the real test split (%)")
+    axes[0][-1].legend(loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_results(result: CompareResult, folder: str | Path) -> Path:
+    """compare.json (everything), compare.md (verdict + table) and compare.png in `folder`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "compare.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n")
+    (folder / "compare.md").write_text(report_markdown(result) + "\n")
+    plot(result.summary, folder / "compare.png")
+    return folder
+
+
+def report_markdown(result: CompareResult) -> str:
+    s = result.setup
+    return "\n".join([
+        f"Student: {s['student']['kind']} ({', '.join(f'{k}={v}' for k, v in s['student'].items() if k != 'kind')}). "
+        f"{len(s['labels'])} labels, {s['test_rows']} real test rows, {s['draws']} draws of k real rows per label; "
+        f"each draw's synthetic rows were generated from its own real rows ({s['synthetic_per_label']} requested per label). "
+        "Mean ± sd over draws; Δ is the paired difference to real-only of the same draw.",
+        "",
+        "**Verdict**: " + " ".join(v["text"] for v in result.verdicts),
+        "",
+        markdown_table(result.summary),
+    ])
+
+
+def _standard(ds: Dataset, text_column: str, label_column: str) -> Dataset:
+    return Dataset.from_dict({"text": list(ds[text_column]),
+                              "label": classification.label_names(ds, label_column)})
+
+
+def _with_source(ds: Dataset, source: str) -> Dataset:
+    return Dataset.from_dict({"text": list(ds["text"]), "label": list(ds["label"]), "source": [source] * len(ds)})
+
+
+def _index(labels: list, label) -> int:
+    try:
+        return labels.index(label)
+    except ValueError:
+        return -1
+
+
+def _sd(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _ratio_key(ratio) -> float:
+    return float("inf") if ratio is None else ratio
+
+
+def _amount(ratio) -> str:
+    return "all" if ratio is None else f"{ratio:g}x"

@@ -1,0 +1,176 @@
+"""compare: real draws, synthetic rows per draw, the four arms, verdicts, outputs and the card.
+
+The student is the real classifier (embedded MiniLM encoder + logistic regression, seconds); the
+generator is the fake engine or a hand-made synthesizer whose effect is known in advance.
+"""
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+from datasets import Dataset
+
+from synth_datasets import cli
+from synth_datasets.compare import draw_real, run_compare, summarise, verdicts, write_results
+from synth_datasets.pipeline import run_recipe
+from synth_datasets.recipe import RecipeError, load_recipe
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "banking77"
+# neighbouring intents, so that a few rows per label leave room to gain or lose accuracy
+LABELS = ["card_arrival", "card_delivery_estimate", "card_not_working", "declined_card_payment", "card_linking",
+          "activate_my_card"]
+
+
+@pytest.fixture(autouse=True)
+def own_datasets_cache(tmp_path, monkeypatch):
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+
+
+def write_recipe(tmp_path, **compare) -> Path:
+    data = yaml.safe_load(Path("recipes/banking77.yaml").read_text())
+    data["seeds"]["path"] = str(DATA / "train.csv")
+    data["seeds"]["labels"] = LABELS
+    data["seeds"]["rare"] = {}
+    data["engine"] = {"backend": "fake"}
+    data["output"] = {"dir": str(tmp_path / "out")}
+    data["compare"] = {"test_path": str(DATA / "test.csv"), "real_per_label": [2, 4], "draws": 2,
+                       "synthetic_per_label": 4, "ratios": [1.0], "primary_ratio": 1.0, **compare}
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def real_rows(path: Path) -> Dataset:
+    ds = Dataset.from_csv(str(path))
+    return Dataset.from_dict({"text": ds["text"], "label": ds["category"]})
+
+
+def test_draws_are_nested_seeded_and_per_label():
+    train = real_rows(DATA / "train.csv")
+    a, b, other = draw_real(train, LABELS, [2, 5], seed=0), draw_real(train, LABELS, [2, 5], seed=0), draw_real(train, LABELS, [2, 5], seed=1)
+    assert a[2]["text"] == b[2]["text"] and a[5]["text"] == b[5]["text"]
+    assert set(a[2]["text"]) <= set(a[5]["text"])
+    assert set(a[5]["text"]) != set(other[5]["text"])
+    assert sorted(a[5]["label"]) == sorted(LABELS * 5)
+    with pytest.raises(RecipeError, match="fewer than k"):
+        draw_real(train, LABELS, [10_000], seed=0)
+
+
+def test_compare_end_to_end_with_the_fake_engine(fake_engine, tmp_path, capsys):
+    recipe_path = write_recipe(tmp_path)
+    seen: list[str] = []
+    base = fake_engine.responder
+
+    def responder(conversation):
+        seen.append(conversation[-1]["content"])
+        return base(conversation)
+
+    fake_engine.responder = staticmethod(responder)
+    run_recipe(load_recipe(recipe_path))  # the dataset whose card gets the result
+    generate_prompts = len(seen)
+    assert cli.main(["compare", str(recipe_path)]) == 0
+    out = capsys.readouterr().out
+    folder = tmp_path / "out" / "compare"
+    result = json.loads((folder / "compare.json").read_text())
+    # per draw: k=2: real-only + 3 arms x (ratio 1, all 4 rows); k=4: ratio 1 already takes all 4, so no "all"
+    assert len(result["runs"]) == 2 * ((1 + 3 * 2) + (1 + 3 * 1))
+    assert {r["ratio"] for r in result["runs"] if r["k"] == 4} == {0.0, 1.0}
+    assert (folder / "compare.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| k | student trained on" in (folder / "compare.md").read_text()
+    assert "verdict: k=2:" in out and "card updated" in out
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "## Measured contribution" in card and "Not measured yet" not in card and "two-stage" in card
+    # each draw's prompts were built from its own real rows: no test text, and 2 x 2 x 5 x 4 requests
+    compare_prompts = seen[generate_prompts:]
+    assert len(compare_prompts) == 2 * 2 * len(LABELS) * 4
+    test_texts = set(real_rows(DATA / "test.csv")["text"])
+    assert not any(t in p for p in compare_prompts for t in test_texts if len(t) > 25)
+    train = real_rows(DATA / "train.csv")
+    first_draw_k2 = compare_prompts[: len(LABELS) * 4]  # draw 0, k=2 is generated first
+    allowed = set(draw_real(train, LABELS, [2], seed=0)[2]["text"])
+    shown = {t for t in train["text"] if len(t) > 25 and any(t in p for p in first_draw_k2)}
+    assert shown and shown <= allowed
+
+
+def test_a_rerun_reuses_the_generated_rows(fake_engine, tmp_path):
+    recipe = load_recipe(write_recipe(tmp_path, draws=1, real_per_label=[2]))
+    run_compare(recipe, progress=False, echo=None)
+    calls = list(fake_engine.calls)
+    run_compare(recipe, progress=False, echo=None)
+    assert fake_engine.calls == calls  # served from the datasets cache
+
+
+def _noise(real: Dataset, labels, seed: int) -> Dataset:
+    """Word salad from the real rows' vocabulary, with random labels: data that can only hurt."""
+    rng = random.Random(seed)
+    words = " ".join(real["text"]).split()
+    rows = [(" ".join(rng.choices(words, k=10)), rng.choice(labels)) for _ in range(8 * len(labels))]
+    return Dataset.from_dict({"text": [t for t, _ in rows], "label": [label for _, label in rows]})
+
+
+def _held_out_real(train: Dataset):
+    """Real rows the draw did not use, with their true labels: data that should help."""
+    def synthesize(real: Dataset, labels, seed: int) -> Dataset:
+        used = set(real["text"])
+        rng = random.Random(seed)
+        rows = []
+        for label in labels:
+            pool = [t for t, lab in zip(train["text"], train["label"]) if lab == label and t not in used]
+            rows += [(t, label) for t in rng.sample(pool, 8)]
+        return Dataset.from_dict({"text": [t for t, _ in rows], "label": [label for _, label in rows]})
+    return synthesize
+
+
+def test_verdict_says_did_not_beat_when_synthetic_rows_are_noise(tmp_path):
+    recipe = load_recipe(write_recipe(tmp_path, real_per_label=[3], draws=3, ratios=[2.0], primary_ratio=2.0))
+    result = run_compare(recipe, synthesize=_noise, progress=False, echo=None)
+    (verdict,) = result.verdicts
+    assert not verdict["helped"] and verdict["delta"] < 0
+    assert "did not beat real-only: it adds noise" in verdict["text"]
+    syn_only = next(r for r in result.summary if r["arm"] == "synthetic-only" and r["ratio"] == 2.0)
+    real_only = next(r for r in result.summary if r["arm"] == "real-only")
+    assert syn_only["accuracy"] < real_only["accuracy"] - 0.2
+
+
+def test_verdict_says_added_when_synthetic_rows_are_more_real_data(tmp_path):
+    recipe = load_recipe(write_recipe(tmp_path, real_per_label=[2], draws=3, ratios=[2.0], primary_ratio=2.0))
+    result = run_compare(recipe, synthesize=_held_out_real(real_rows(DATA / "train.csv")), progress=False, echo=None)
+    (verdict,) = result.verdicts
+    assert verdict["helped"] and verdict["delta"] > verdict["delta_sd"]
+    assert "synthetic data added +" in verdict["text"]
+    write_results(result, tmp_path / "res")
+    assert json.loads((tmp_path / "res" / "compare.json").read_text())["verdicts"][0]["helped"] is True
+
+
+def test_summary_pairs_each_arm_with_real_only_of_the_same_draw():
+    runs = [
+        {"draw": 0, "k": 5, "arm": "real-only", "ratio": 0.0, "synthetic_rows": 0, "accuracy": 0.80, "macro_f1": 0.8},
+        {"draw": 1, "k": 5, "arm": "real-only", "ratio": 0.0, "synthetic_rows": 0, "accuracy": 0.60, "macro_f1": 0.6},
+        {"draw": 0, "k": 5, "arm": "blended", "ratio": 1.0, "synthetic_rows": 5, "accuracy": 0.81, "macro_f1": 0.8},
+        {"draw": 1, "k": 5, "arm": "blended", "ratio": 1.0, "synthetic_rows": 5, "accuracy": 0.61, "macro_f1": 0.6},
+    ]
+    summary = summarise(runs)
+    blended = next(r for r in summary if r["arm"] == "blended")
+    # unpaired, the spread of accuracies (0.14) would swamp the +1 point; paired, every draw gained 1 point
+    assert blended["delta"] == pytest.approx(0.01) and blended["delta_sd"] == pytest.approx(0.0)
+    assert verdicts(summary, 1.0, draws=2)[0]["helped"]
+
+
+def test_compare_needs_a_test_split(tmp_path):
+    recipe = load_recipe(write_recipe(tmp_path, test_path=None))
+    with pytest.raises(RecipeError, match="compare.test_path"):
+        run_compare(recipe)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("primary_ratio", 3.0, "not among ratios"),
+    ("student", "svm", "choose classifier"),
+    ("real_per_label", [0], "k >= 1"),
+])
+def test_bad_compare_settings_name_the_field(tmp_path, field, value, message):
+    with pytest.raises(RecipeError, match=f"compare.{field}.*{message}"):
+        load_recipe(write_recipe(tmp_path, **{field: value}))

@@ -124,7 +124,9 @@ def run_compare(recipe: Recipe, synthesize: Synthesizer | None = None, student=N
     if overlap:
         logger.warning("%d texts are in both seeds.path and compare.test_path; draws may include test rows", len(overlap))
     synthesize = synthesize or recipe_synthesizer(recipe, cfg.synthetic_per_label)
-    student = student or STUDENTS[cfg.student](encoder=cfg.encoder, c=cfg.c)
+    if student is None:
+        settings = {"encoder": cfg.encoder, "c": cfg.c} if cfg.student == "classifier" else {"model": cfg.lm_model, "epochs": cfg.lm_epochs}
+        student = STUDENTS[cfg.student](**settings)
     ks = sorted(set(cfg.real_per_label))
     ratios = sorted(cfg.ratios)
     result = CompareResult(setup={

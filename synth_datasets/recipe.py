@@ -118,6 +118,8 @@ class CompareConfig:
     student: str = field(default="classifier", metadata={"help": "classifier (frozen encoder + logistic regression) or lm (TRL SFT + LoRA)."})
     encoder: str = field(default="all-MiniLM-L6-v2", metadata={"help": "Classifier student's sentence encoder (id or folder)."})
     c: float = field(default=30.0, metadata={"help": "Classifier student's inverse L2 strength."})
+    lm_model: str | None = field(default=None, metadata={"help": "LM student's base model; null = the embedded SmolLM2-135M-Instruct."})
+    lm_epochs: float = field(default=3.0, metadata={"help": "LM student's passes over its training rows."})
     dir: str | None = field(default=None, metadata={"help": "Where the table, plot and JSON go; default: <output.dir>/compare."})
 
     def __post_init__(self):

@@ -12,8 +12,8 @@ from typing import Any, Callable, Sequence
 from .classifier import ClassifierConfig, ClassifierStudent, train_classifier
 from .encoder import DEFAULT_ENCODER, get_encoder
 
-__all__ = ["ClassifierConfig", "ClassifierStudent", "ClassifierKind", "STUDENTS", "train_classifier", "get_encoder",
-           "DEFAULT_ENCODER"]
+__all__ = ["ClassifierConfig", "ClassifierStudent", "ClassifierKind", "LMKind", "STUDENTS", "train_classifier",
+           "get_encoder", "load_student", "DEFAULT_ENCODER"]
 
 
 class ClassifierKind:
@@ -37,4 +37,43 @@ class ClassifierKind:
         return {"kind": self.name, **asdict(self.config)}
 
 
-STUDENTS: dict[str, Callable[..., Any]] = {"classifier": ClassifierKind}
+class LMKind:
+    """The causal-LM student: TRL SFT + LoRA, answers constrained to the label set (see lm.py)."""
+
+    name = "lm"
+
+    def __init__(self, **settings):
+        from .lm import LMStudentConfig
+
+        self.config = LMStudentConfig(**settings)
+
+    def fit(self, texts, labels, label_names, prior=None):
+        from .lm import train_lm
+
+        return train_lm(texts, labels, self.config, label_names=label_names, prior=prior)
+
+    def predict(self, model, texts) -> list[str]:
+        return model.predict(texts)
+
+    def describe(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return {"kind": self.name, **{k: v for k, v in asdict(self.config).items() if k != "prompt"}}
+
+
+STUDENTS: dict[str, Callable[..., Any]] = {"classifier": ClassifierKind, "lm": LMKind}
+
+
+def load_student(folder):
+    """A saved student of either kind, from the folder `save()` (or train_student.py) wrote."""
+    import json
+    from pathlib import Path
+
+    kind = json.loads((Path(folder) / "student_config.json").read_text()).get("kind")
+    if kind == "classifier":
+        return ClassifierStudent.load(folder)
+    if kind == "lm":
+        from .lm import LMStudent
+
+        return LMStudent.load(folder)
+    raise ValueError(f"{folder}: unknown student kind {kind!r}")

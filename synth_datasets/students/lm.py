@@ -1,0 +1,198 @@
+"""The LM student: a causal LM fine-tuned with TRL's `SFTTrainer` and a PEFT LoRA adapter.
+
+It learns from conversational prompt-completion rows (what the generators write) and works for any
+task; for classification each row is "user: the message -> assistant: the label", and evaluation is
+**constrained to the label set**: every label is scored by the model's log-likelihood of answering
+exactly that label (then end of turn), and the best one wins, so the student always answers a label.
+
+The default base model is the embedded SmolLM2-135M-Instruct (converted once, see models.py); any
+model id or folder works. A saved student is the LoRA adapter (safetensors), the tokenizer, a JSON
+config and a model card; no pickled training arguments (transformers' `training_args.bin`) go in.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "student_config.json"
+PROMPT = "Which banking intent does this customer message express? Answer with the intent label only.\n\nMessage: {text}"
+
+
+@dataclass
+class LMStudentConfig:
+    """Settings of the LM student (each is also a `train_student.py` flag)."""
+
+    model: str | None = field(default=None, metadata={"help": "Base causal LM id or folder; null = the embedded SmolLM2-135M-Instruct."})
+    prompt: str = field(default=PROMPT, metadata={"help": "User turn for a row; {text} is the row's text."})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
+    learning_rate: float = field(default=5e-4, metadata={"help": "Peak learning rate (LoRA tolerates far more than a full fine-tune)."})
+    epochs: float = field(default=3.0, metadata={"help": "Passes over the training rows."})
+    max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimizer steps (-1: use epochs)."})
+    batch_size: int = field(default=8, metadata={"help": "Rows per device per step."})
+    max_length: int = field(default=128, metadata={"help": "Tokens per row after the chat template (longer rows are cut)."})
+    seed: int = field(default=0, metadata={"help": "Seed for LoRA init and data order."})
+    eval_batch_size: int = field(default=32, metadata={"help": "Texts per forward pass when scoring labels."})
+
+    def __post_init__(self):
+        if "{text}" not in self.prompt:
+            raise ValueError("lm prompt must contain {text}, where the row's text goes")
+        if self.lora_r < 1 or self.batch_size < 1 or self.max_length < 16:
+            raise ValueError("lm lora_r and batch_size must be >= 1 and max_length >= 16")
+
+
+def rows_to_conversations(texts: Sequence[str], labels: Sequence[str], prompt: str = PROMPT) -> dict[str, list]:
+    """Prompt-completion columns in TRL's conversational shape."""
+    return {
+        "prompt": [[{"role": "user", "content": prompt.format(text=t)}] for t in texts],
+        "completion": [[{"role": "assistant", "content": label}] for label in labels],
+    }
+
+
+class LMStudent:
+    """A base LM with a trained LoRA adapter; predicts one label of `labels` per text."""
+
+    def __init__(self, model, tokenizer, labels: Sequence[str], config: LMStudentConfig, history: dict | None = None):
+        self.model, self.tokenizer = model, tokenizer
+        self.labels = list(labels)
+        self.config = config
+        self.history = history or {}
+
+    def label_scores(self, texts: Sequence[str]):
+        """log P(label, end of turn | prompt) for every (text, label): a len(texts) x len(labels) tensor.
+
+        Each prompt is run once and its KV cache reused for every label's few answer tokens, so the
+        cost is one prompt pass per text, not one per (text, label).
+        """
+        import copy
+
+        import torch
+
+        tok, model = self.tokenizer, self.model
+        model.eval()
+        prompts = [tok.apply_chat_template([{"role": "user", "content": self.config.prompt.format(text=t)}],
+                                           tokenize=False, add_generation_prompt=True) for t in texts]
+        answers = [tok(label + (tok.eos_token or ""), add_special_tokens=False)["input_ids"] for label in self.labels]
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        out = torch.empty(len(texts), len(self.labels))
+        with torch.no_grad():
+            for start in range(0, len(prompts), self.config.eval_batch_size):
+                encoded = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts[start:start + self.config.eval_batch_size]]
+                n, longest = len(encoded), max(len(e) for e in encoded)
+                ids = torch.full((n, longest), pad, dtype=torch.long)
+                mask = torch.zeros_like(ids)
+                for i, e in enumerate(encoded):  # left padding: every prompt ends at the last column
+                    ids[i, longest - len(e):] = torch.tensor(e)
+                    mask[i, longest - len(e):] = 1
+                lengths = mask.sum(-1)
+                first = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                              use_cache=True, logits_to_keep=1)
+                first_logp = torch.log_softmax(first.logits[:, -1].float(), dim=-1)
+                for j, answer in enumerate(answers):
+                    score = first_logp[:, answer[0]].clone()
+                    if len(answer) > 1:
+                        rest = torch.tensor(answer[:-1]).repeat(n, 1)
+                        step = model(input_ids=rest, attention_mask=torch.cat([mask, torch.ones_like(rest)], dim=1),
+                                     position_ids=lengths[:, None] + torch.arange(len(answer) - 1),
+                                     past_key_values=copy.deepcopy(first.past_key_values), use_cache=True)
+                        logp = torch.log_softmax(step.logits.float(), dim=-1)
+                        score += logp[:, torch.arange(len(answer) - 1), torch.tensor(answer[1:])].sum(-1)
+                    out[start:start + n, j] = score
+        return out
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        if not texts:
+            return []
+        return [self.labels[i] for i in self.label_scores(texts).argmax(dim=1).tolist()]
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(str(folder))  # adapter_model.safetensors + adapter_config.json
+        self.tokenizer.save_pretrained(str(folder))
+        (folder / CONFIG_FILE).write_text(json.dumps(
+            {"kind": "lm", "labels": self.labels, "config": asdict(self.config), "history": self.history}, indent=2))
+        (folder / "training_args.bin").unlink(missing_ok=True)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "LMStudent":
+        from peft import AutoPeftModelForCausalLM
+        from transformers import AutoTokenizer
+
+        folder = Path(folder)
+        meta = json.loads((folder / CONFIG_FILE).read_text())
+        if meta.get("kind") != "lm":
+            raise ValueError(f"{folder} holds a {meta.get('kind')!r} student, not an LM student")
+        config = LMStudentConfig(**meta["config"])
+        model = AutoPeftModelForCausalLM.from_pretrained(str(folder), is_trainable=False)
+        return cls(model, AutoTokenizer.from_pretrained(str(folder)), meta["labels"], config, meta.get("history"))
+
+
+def base_model_path(name: str | None) -> str:
+    from .. import models
+
+    return models.resolve_model(name)
+
+
+def train_lm(texts: Sequence[str], labels: Sequence[str], config: LMStudentConfig | None = None,
+             label_names: Sequence[str] | None = None, prior: LMStudent | None = None,
+             output_dir: str | Path | None = None, training_overrides: dict | None = None) -> LMStudent:
+    """Fine-tune (or, with `prior`, keep fine-tuning that student's adapter) on (text, label) rows."""
+    import tempfile
+
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    config = config or LMStudentConfig()
+    names = list(label_names) if label_names is not None else sorted(set(labels))
+    unknown = sorted(set(labels) - set(names))
+    if unknown:
+        raise ValueError(f"labels not in label_names: {unknown[:5]}")
+    if not texts:
+        raise ValueError("cannot train an LM student on zero rows")
+    data = Dataset.from_dict(rows_to_conversations(texts, labels, config.prompt))
+    work = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="synth-lm-"))
+    cpu = not torch.cuda.is_available()
+    args = SFTConfig(
+        output_dir=str(work), learning_rate=config.learning_rate, num_train_epochs=config.epochs,
+        max_steps=config.max_steps, per_device_train_batch_size=config.batch_size, max_length=config.max_length,
+        seed=config.seed, save_strategy="no", report_to="none", logging_steps=1, lr_scheduler_type="cosine",
+        warmup_steps=0.1, use_cpu=cpu, bf16=False, completion_only_loss=True, disable_tqdm=True,
+        **(training_overrides or {}),
+    )
+    if prior is not None:
+        model, tokenizer, peft_config = prior.model, prior.tokenizer, None
+        for name, param in model.named_parameters():
+            param.requires_grad = "lora_" in name
+    else:
+        path = base_model_path(config.model)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                                 target_modules="all-linear", task_type="CAUSAL_LM")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=peft_config)
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    out = trainer.train()
+    changed = sum(int(not torch.equal(before[n], p.detach())) for n, p in trainer.model.named_parameters() if n in before)
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    history = {"rows": len(data), "steps": out.global_step, "train_loss": out.training_loss,
+               "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
+               "trainable_tensors_changed": changed, "trainable_tensors": len(before), "two_stage": prior is not None,
+               "finite": all(math.isfinite(x) for x in losses)}
+    logger.info("LM student: %d rows, %d steps, loss %.3f -> %.3f", len(data), out.global_step,
+                history["first_loss"] or float("nan"), history["last_loss"] or float("nan"))
+    return LMStudent(trainer.model, tokenizer, names, config, history)

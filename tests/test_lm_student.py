@@ -1,0 +1,56 @@
+"""The LM student: real TRL SFT + LoRA steps on the embedded SmolLM2-135M (slow: ~1 min on 2 cores)."""
+
+import json
+import math
+
+import pytest
+
+from synth_datasets.students.lm import LMStudent, LMStudentConfig, rows_to_conversations, train_lm
+
+TEXTS = ["my card has not arrived yet", "when will my new card be delivered",
+         "what is the exchange rate today", "how much is a dollar in euros",
+         "my pin is blocked", "I entered the wrong pin three times"]
+LABELS = ["card_arrival", "card_arrival", "exchange_rate", "exchange_rate", "pin_blocked", "pin_blocked"]
+
+
+def test_rows_become_prompt_completion_conversations():
+    conv = rows_to_conversations(["hello"], ["greet"])
+    assert conv["prompt"][0][0]["role"] == "user" and "Message: hello" in conv["prompt"][0][0]["content"]
+    assert conv["completion"] == [[{"role": "assistant", "content": "greet"}]]
+    with pytest.raises(ValueError, match="must contain"):
+        LMStudentConfig(prompt="no placeholder")
+
+
+@pytest.mark.slow
+def test_lm_student_trains_saves_loads_and_answers_a_label(tmp_path):
+    config = LMStudentConfig(max_steps=4, batch_size=6, learning_rate=1e-3, max_length=96)
+    student = train_lm(TEXTS, LABELS, config)
+    h = student.history
+    assert h["steps"] == 4 and h["finite"] and math.isfinite(h["train_loss"])
+    assert h["trainable_tensors_changed"] == h["trainable_tensors"] > 0  # every LoRA tensor moved
+    assert h["last_loss"] < h["first_loss"]  # four steps on six rows: it is learning them
+    scores = student.label_scores(["my card never came", "a much longer message about the exchange rate I was given"])
+    assert scores.shape == (2, 3) and bool((scores < 0).all())
+    # the batched, left-padded scoring equals a plain unpadded forward pass of each (prompt, label)
+    import torch
+
+    tok = student.tokenizer
+    prompt = tok.apply_chat_template([{"role": "user", "content": config.prompt.format(text="my card never came")}],
+                                     tokenize=False, add_generation_prompt=True)
+    for j, label in enumerate(student.labels):
+        p, a = tok(prompt, add_special_tokens=False)["input_ids"], tok(label + tok.eos_token, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logp = torch.log_softmax(student.model(input_ids=torch.tensor([p + a])).logits[0].float(), dim=-1)
+        plain = float(sum(logp[len(p) - 1 + i, t] for i, t in enumerate(a)))
+        assert scores[0, j].item() == pytest.approx(plain, abs=1e-3)
+    folder = student.save(tmp_path / "lm")
+    files = {p.name for p in folder.iterdir()}
+    assert {"adapter_model.safetensors", "adapter_config.json", "student_config.json"} <= files
+    assert not any(name.endswith((".bin", ".pkl", ".pt")) for name in files)
+    loaded = LMStudent.load(folder)
+    predictions = loaded.predict(["my card never came", "rate for pounds"])
+    assert set(predictions) <= set(LABELS) and len(predictions) == 2
+    assert json.loads((folder / "student_config.json").read_text())["labels"] == ["card_arrival", "exchange_rate", "pin_blocked"]
+    # two-stage: continue the same adapter on other rows
+    again = train_lm(TEXTS[:2], LABELS[:2], config, label_names=loaded.labels, prior=student)
+    assert again.history["two_stage"] and again.history["trainable_tensors_changed"] > 0

@@ -114,9 +114,10 @@ def save_hub_layout(dsdict: DatasetDict, folder: str | Path, provenance: dict) -
     return folder
 
 
-def attach_contribution(folder: str | Path, contribution: dict) -> bool:
+def attach_contribution(folder: str | Path, contribution: dict, name: str | None = None) -> bool:
     """Put a `compare` result into the card and provenance of a dataset folder written by
-    `save_hub_layout`; False (and nothing written) when the folder holds no such dataset."""
+    `save_hub_layout`; False (and nothing written) when the folder holds no such dataset, or one
+    made by a recipe of another `name`."""
     from datasets import Dataset
 
     folder = Path(folder)
@@ -125,6 +126,8 @@ def attach_contribution(folder: str | Path, contribution: dict) -> bool:
     if not provenance_path.is_file() or not parquet:
         return False
     provenance = json.loads(provenance_path.read_text())
+    if name is not None and provenance.get("name") != name:
+        return False
     provenance["contribution"] = contribution
     files = {p.name.split("-00000-of-")[0]: f"data/{p.name}" for p in parquet}
     dsdict = DatasetDict({name: Dataset.from_parquet(str(folder / path)) for name, path in files.items()})

@@ -98,10 +98,11 @@ def _compare(recipe, output: str | None) -> int:
     print(f"verdict: {result.verdict}")
     contribution = {"markdown": report_markdown(result), "verdicts": result.verdicts, "folder": str(folder),
                     "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    if attach_contribution(dataset_dir, contribution):
+    if attach_contribution(dataset_dir, contribution, name=recipe.name):
         print(f"card updated: {dataset_dir / 'README.md'} (section 'Measured contribution')")
     else:
-        print(f"no dataset at {dataset_dir} yet (run `synth-datasets generate` first); the card was not updated")
+        print(f"no dataset of recipe {recipe.name!r} at {dataset_dir} (run `synth-datasets generate` first); "
+              "the card was not updated")
     print(f"wrote {folder.resolve()} (compare.md, compare.png, compare.json) in {result.setup['seconds']:.0f} s")
     return 0
 

@@ -34,7 +34,7 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 
 from .evaluation import score
-from .mix import mix, take_per_label
+from .mix import mix, rows_for, take_per_label
 from .recipe import Recipe, RecipeError
 from .tasks import classification
 
@@ -52,10 +52,11 @@ class CompareResult:
     verdicts: list[dict] = field(default_factory=list)    # one per k, for the primary blend
     setup: dict = field(default_factory=dict)
     generation: list[dict] = field(default_factory=list)  # rows requested / kept per (draw, k)
+    skipped: list[dict] = field(default_factory=list)     # ratio arms without enough kept synthetic rows
 
     def as_dict(self) -> dict:
         return {"setup": self.setup, "verdicts": self.verdicts, "summary": self.summary,
-                "generation": self.generation, "runs": self.runs}
+                "generation": self.generation, "skipped": self.skipped, "runs": self.runs}
 
     @property
     def verdict(self) -> str:
@@ -78,6 +79,30 @@ def draw_real(train: Dataset, labels: Sequence[str], ks: Sequence[int], seed: in
             raise RecipeError(f"compare.real_per_label: label {label!r} has only {len(rows)} real rows, fewer than k={max(ks)}")
         order[label] = rng.sample(rows, len(rows))
     return {k: train.select(sorted(i for label in labels for i in order[label][:k])) for k in ks}
+
+
+def arm_amounts(synthetic: Dataset, labels: Sequence[str], k: int, ratios: Sequence[float], seed: int):
+    """(ratio, rows) for each ratio of synthetic rows per real row, then (None, every kept row).
+
+    A ratio is only run when every label kept enough rows for it (rows is None otherwise, so a
+    table row called "2x" is never really "whatever was left"); the "all" arm is left out when the
+    largest ratio that ran already took every kept row.
+    """
+    kept = defaultdict(int)
+    for label in synthetic["label"]:
+        kept[label] += 1
+    out, took_all = [], False
+    for ratio in ratios:
+        need = rows_for(ratio, k)
+        if need < 1 or any(kept[label] < need for label in labels):
+            out.append((ratio, None))
+            continue
+        picked = take_per_label(synthetic, {label: need for label in labels}, seed)
+        took_all = len(picked) == len(synthetic)
+        out.append((ratio, picked))
+    if not took_all:
+        out.append((None, synthetic))
+    return out
 
 
 def recipe_synthesizer(recipe: Recipe, per_label: int) -> Synthesizer:
@@ -121,8 +146,10 @@ def run_compare(recipe: Recipe, synthesize: Synthesizer | None = None, student=N
     if len(test) == 0:
         raise RecipeError("compare.test_path: no test row has one of the recipe's labels")
     overlap = set(test["text"]) & set(train["text"])
-    if overlap:
-        logger.warning("%d texts are in both seeds.path and compare.test_path; draws may include test rows", len(overlap))
+    if overlap:  # never let a test row be drawn as a real row (and so shown to the generator)
+        logger.warning("%d texts are in both seeds.path and compare.test_path: removed from the rows draws are made from",
+                       len(overlap))
+        train = train.filter(lambda text: text not in overlap, input_columns="text")
     synthesize = synthesize or recipe_synthesizer(recipe, cfg.synthetic_per_label)
     if student is None:
         settings = {"encoder": cfg.encoder, "c": cfg.c} if cfg.student == "classifier" else {"model": cfg.lm_model, "epochs": cfg.lm_epochs}
@@ -134,10 +161,9 @@ def run_compare(recipe: Recipe, synthesize: Synthesizer | None = None, student=N
         "synthetic_per_label": cfg.synthetic_per_label, "ratios": sorted(cfg.ratios), "primary_ratio": cfg.primary_ratio,
         "student": student.describe(), "seed": seeds.seed, "test_path": cfg.test_path, "seeds_path": seeds.path,
     })
-    # None = every kept synthetic row; only tried where it can be more than the largest ratio gives
-    amounts = {k: [*ratios, None] if cfg.synthetic_per_label > max(ratios) * k else ratios for k in ks}
-    total = cfg.draws * sum(1 + 3 * len(a) for a in amounts.values())
-    bar = tqdm(total=total, desc="compare", unit="student", disable=not progress)
+    # at most: real-only + 3 arms x (each ratio + all kept rows); fewer where a ratio already takes every row
+    bar = tqdm(total=cfg.draws * len(ks) * (1 + 3 * (len(ratios) + 1)), desc="compare", unit="student",
+               disable=not progress)
     started = time.perf_counter()
     for d in range(cfg.draws):
         draw_seed = seeds.seed + d
@@ -168,16 +194,23 @@ def run_compare(recipe: Recipe, synthesize: Synthesizer | None = None, student=N
                                   "nothing to compare (see the recipe's checks)")
             real_rows = _with_source(real, "real")
             run("real-only", 0.0, real_rows)
-            for ratio in amounts[k]:
-                picked = synthetic if ratio is None else take_per_label(
-                    synthetic, {label: round(ratio * k) for label in labels}, draw_seed)
+            arms = arm_amounts(synthetic, labels, k, ratios, draw_seed)
+            bar.update(3 * (len(ratios) + 1 - len(arms)))  # an "all" arm that would repeat the largest ratio
+            for ratio, picked in arms:
+                if ratio is not None and picked is None:  # not enough kept rows for this ratio: not run
+                    result.skipped.append({"draw": d, "k": k, "ratio": ratio, "kept": len(synthetic)})
+                    bar.update(3)
+                    continue
                 stage_one = run("synthetic-only", ratio, _with_source(picked, "synthetic"))
                 run("blended", ratio, mix(real, picked, ratio=None, seed=draw_seed))
                 run("two-stage", ratio, real_rows, prior=stage_one, stage_rows=len(picked))
     bar.close()
+    if result.skipped:
+        logger.warning("%d (draw, k, ratio) arms were not run: the checks left too few synthetic rows for the ratio "
+                       "(see compare.json 'skipped'); the 'all' arm used every kept row instead", len(result.skipped))
     result.setup["seconds"] = round(time.perf_counter() - started, 1)
     result.summary = summarise(result.runs)
-    result.verdicts = verdicts(result.summary, cfg.primary_ratio, cfg.draws)
+    result.verdicts = verdicts(result.summary, cfg.primary_ratio)
     return result
 
 
@@ -203,32 +236,65 @@ def summarise(runs: list[dict]) -> list[dict]:
     return sorted(rows, key=lambda r: (r["k"], order[r["arm"]], _ratio_key(r["ratio"])))
 
 
-def verdicts(summary: list[dict], primary_ratio: float, draws: int) -> list[dict]:
-    """Per k, a sentence on the primary blend: helped only if its paired gain exceeds its spread."""
+# one-sided 95% quantiles of Student's t by degrees of freedom (draws - 1); 1.645 beyond 30
+_T95 = {1: 6.314, 2: 2.920, 3: 2.353, 4: 2.132, 5: 2.015, 6: 1.943, 7: 1.895, 8: 1.860, 9: 1.833, 10: 1.812,
+        12: 1.782, 15: 1.753, 20: 1.725, 30: 1.697}
+
+
+def t95(df: int) -> float:
+    """One-sided 95% Student t quantile (the nearest tabulated df at or below `df`).
+
+    >>> t95(2), t95(11), t95(100)
+    (2.92, 1.812, 1.645)
+    """
+    if df > 30:
+        return 1.645
+    return _T95[max(d for d in _T95 if d <= df)]
+
+
+def verdicts(summary: list[dict], primary_ratio: float, draws: int | None = None) -> list[dict]:
+    """Per k, a sentence on the primary blend, from the paired gains over real-only across draws.
+
+    "helped" when the gain's one-sided 95% lower bound (paired t) is above zero; "hurt" when its upper
+    bound is below zero; otherwise inconclusive. One draw never says "helped": it has no spread.
+    """
     out = []
-    for row in summary:
-        if row["arm"] != "blended" or row["ratio"] != primary_ratio:
+    for k in sorted({r["k"] for r in summary}):
+        row = next((r for r in summary if r["k"] == k and r["arm"] == "blended" and r["ratio"] == primary_ratio), None)
+        if row is None:
+            out.append({"k": k, "outcome": "not run", "helped": False, "delta": None, "delta_sd": None,
+                        "text": f"k={k}: the blend {_amount(primary_ratio)} was not run (too few synthetic rows survived the checks)."})
             continue
+        n = row["draws"]
         gain, sd = 100 * row["delta"], 100 * row["delta_sd"]
-        helped = gain > 0 and (draws == 1 or gain > sd)
-        spread = f"{gain:+.1f} ± {sd:.1f} points" if draws > 1 else f"{gain:+.1f} points (one draw, no spread)"
-        if helped:
-            text = f"k={row['k']}: synthetic data added {spread} over real-only (blended {_amount(primary_ratio)})."
+        what = f"blended {_amount(primary_ratio)}, {n} draw{'s' if n > 1 else ''}"
+        if n < 2:
+            outcome = "inconclusive"
+            text = f"k={k}: one draw only: {gain:+.1f} points over real-only ({what}); run 3 or more draws for a verdict."
         else:
-            text = f"k={row['k']}: synthetic data did not beat real-only: it adds noise ({spread}, blended {_amount(primary_ratio)})."
-        best = max((r for r in summary if r["k"] == row["k"] and r["arm"] != "real-only"), key=lambda r: r["delta"])
-        out.append({"k": row["k"], "helped": helped, "delta": row["delta"], "delta_sd": row["delta_sd"], "text": text,
+            margin = t95(n - 1) * sd / n ** 0.5
+            outcome = "helped" if gain - margin > 0 else "hurt" if gain + margin < 0 else "inconclusive"
+            spread = f"{gain:+.1f} ± {sd:.1f} points"
+            if outcome == "helped":
+                text = f"k={k}: synthetic data added {spread} over real-only ({what})."
+            elif outcome == "hurt":
+                text = f"k={k}: synthetic data did not beat real-only: it adds noise ({spread}, {what})."
+            else:
+                text = f"k={k}: synthetic data did not beat real-only clearly: {spread} is within the spread ({what})."
+        best = max((r for r in summary if r["k"] == k and r["arm"] != "real-only"), key=lambda r: r["delta"])
+        out.append({"k": k, "outcome": outcome, "helped": outcome == "helped", "delta": row["delta"],
+                    "delta_sd": row["delta_sd"], "draws": n, "text": text,
                     "best": {"arm": best["arm"], "ratio": best["ratio"], "delta": best["delta"], "delta_sd": best["delta_sd"]}})
     return out
 
 
 def markdown_table(summary: list[dict]) -> str:
-    lines = ["| k | student trained on | synthetic per real | synthetic rows | accuracy % | macro-F1 % | Δ accuracy vs real-only (points) |",
-             "|---:|---|---:|---:|---:|---:|---:|"]
+    lines = ["| k | student trained on | synthetic per real | synthetic rows | draws | accuracy % | macro-F1 % | Δ accuracy vs real-only (points) |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in summary:
         delta = "" if r["arm"] == "real-only" else f"{100 * r['delta']:+.1f} ± {100 * r['delta_sd']:.1f}"
         lines.append(f"| {r['k']} | {r['arm']} | {_amount(r['ratio']) if r['arm'] != 'real-only' else '-'} | "
-                     f"{r['synthetic_rows']:.0f} | {100 * r['accuracy']:.1f} ± {100 * r['accuracy_sd']:.1f} | "
+                     f"{r['synthetic_rows']:.0f} | {r['draws']} | {100 * r['accuracy']:.1f} ± {100 * r['accuracy_sd']:.1f} | "
                      f"{100 * r['macro_f1']:.1f} ± {100 * r['macro_f1_sd']:.1f} | {delta} |")
     return "\n".join(lines)
 
@@ -278,7 +344,9 @@ def report_markdown(result: CompareResult) -> str:
         f"Student: {s['student']['kind']} ({', '.join(f'{k}={v}' for k, v in s['student'].items() if k != 'kind')}). "
         f"{len(s['labels'])} labels, {s['test_rows']} real test rows, {s['draws']} draws of k real rows per label; "
         f"each draw's synthetic rows were generated from its own real rows ({s['synthetic_per_label']} requested per label). "
-        "Mean ± sd over draws; Δ is the paired difference to real-only of the same draw.",
+        "Mean ± sd over draws; Δ is the paired difference to real-only of the same draw. The verdict says "
+        "\"added\" only when the paired gain's one-sided 95% lower bound (Student t) is above zero, "
+        "\"adds noise\" when its upper bound is below zero, and otherwise that the difference is within the spread.",
         "",
         "**Verdict**: " + " ".join(v["text"] for v in result.verdicts),
         "",

@@ -19,6 +19,15 @@ from datasets import Dataset, concatenate_datasets
 logger = logging.getLogger(__name__)
 
 
+def rows_for(ratio: float, n: int) -> int:
+    """ratio x n rounded half up (Python's round() would make 0.5 x 5 two rows, not three).
+
+    >>> rows_for(0.5, 5), rows_for(1.0, 7), rows_for(0.25, 2)
+    (3, 7, 1)
+    """
+    return int(ratio * n + 0.5)
+
+
 def take_per_label(ds: Dataset, counts: dict[str, int], seed: int = 0, label_column: str = "label") -> Dataset:
     """A seeded random `counts[label]` rows of each label (all of them where there are fewer)."""
     by_label: dict[str, list[int]] = {}
@@ -47,7 +56,7 @@ def mix(real: Dataset, synthetic: Dataset, ratio: float | None = None, seed: int
         picked = synthetic
     else:
         real_counts = Counter(real[label_column])
-        picked = take_per_label(synthetic, {k: round(ratio * n) for k, n in real_counts.items()}, seed, label_column)
+        picked = take_per_label(synthetic, {k: rows_for(ratio, n) for k, n in real_counts.items()}, seed, label_column)
     parts = [_standard(real, "real", text_column, label_column), _standard(picked, "synthetic", text_column, label_column)]
     return concatenate_datasets(parts).shuffle(seed=seed).flatten_indices()
 

@@ -108,7 +108,7 @@ def _noise(real: Dataset, labels, seed: int) -> Dataset:
     """Word salad from the real rows' vocabulary, with random labels: data that can only hurt."""
     rng = random.Random(seed)
     words = " ".join(real["text"]).split()
-    rows = [(" ".join(rng.choices(words, k=10)), rng.choice(labels)) for _ in range(8 * len(labels))]
+    rows = [(" ".join(rng.choices(words, k=10)), label) for label in labels for _ in range(8)]  # text unrelated to label
     return Dataset.from_dict({"text": [t for t, _ in rows], "label": [label for _, label in rows]})
 
 
@@ -126,12 +126,12 @@ def _held_out_real(train: Dataset):
 
 
 def test_verdict_says_did_not_beat_when_synthetic_rows_are_noise(tmp_path):
-    recipe = load_recipe(write_recipe(tmp_path, real_per_label=[3], draws=3, ratios=[2.0], primary_ratio=2.0))
+    recipe = load_recipe(write_recipe(tmp_path, real_per_label=[2], draws=3, ratios=[4.0], primary_ratio=4.0))
     result = run_compare(recipe, synthesize=_noise, progress=False, echo=None)
     (verdict,) = result.verdicts
-    assert not verdict["helped"] and verdict["delta"] < 0
+    assert verdict["outcome"] == "hurt" and not verdict["helped"] and verdict["delta"] < 0
     assert "did not beat real-only: it adds noise" in verdict["text"]
-    syn_only = next(r for r in result.summary if r["arm"] == "synthetic-only" and r["ratio"] == 2.0)
+    syn_only = next(r for r in result.summary if r["arm"] == "synthetic-only" and r["ratio"] == 4.0)
     real_only = next(r for r in result.summary if r["arm"] == "real-only")
     assert syn_only["accuracy"] < real_only["accuracy"] - 0.2
 
@@ -140,8 +140,13 @@ def test_verdict_says_added_when_synthetic_rows_are_more_real_data(tmp_path):
     recipe = load_recipe(write_recipe(tmp_path, real_per_label=[2], draws=3, ratios=[2.0], primary_ratio=2.0))
     result = run_compare(recipe, synthesize=_held_out_real(real_rows(DATA / "train.csv")), progress=False, echo=None)
     (verdict,) = result.verdicts
-    assert verdict["helped"] and verdict["delta"] > verdict["delta_sd"]
+    assert verdict["outcome"] == "helped" and verdict["delta"] > verdict["delta_sd"]
     assert "synthetic data added +" in verdict["text"]
+    # every record counts what it trained on: k=2 x 6 labels real rows, 2 x that many synthetic ones
+    for run in result.runs:
+        expected_real = {"synthetic-only": 0}.get(run["arm"], 12)
+        expected_syn = {"real-only": 0}.get(run["arm"], 24 if run["ratio"] == 2.0 else 48)
+        assert (run["real_rows"], run["synthetic_rows"]) == (expected_real, expected_syn), run
     write_results(result, tmp_path / "res")
     assert json.loads((tmp_path / "res" / "compare.json").read_text())["verdicts"][0]["helped"] is True
 
@@ -157,7 +162,67 @@ def test_summary_pairs_each_arm_with_real_only_of_the_same_draw():
     blended = next(r for r in summary if r["arm"] == "blended")
     # unpaired, the spread of accuracies (0.14) would swamp the +1 point; paired, every draw gained 1 point
     assert blended["delta"] == pytest.approx(0.01) and blended["delta_sd"] == pytest.approx(0.0)
-    assert verdicts(summary, 1.0, draws=2)[0]["helped"]
+    assert verdicts(summary, 1.0)[0]["outcome"] == "helped"
+
+
+def _summary(gains: list[float]):
+    runs = []
+    for d, gain in enumerate(gains):
+        runs.append({"draw": d, "k": 5, "arm": "real-only", "ratio": 0.0, "synthetic_rows": 0, "accuracy": 0.8, "macro_f1": 0.8})
+        runs.append({"draw": d, "k": 5, "arm": "blended", "ratio": 1.0, "synthetic_rows": 5, "accuracy": 0.8 + gain, "macro_f1": 0.8})
+    return summarise(runs)
+
+
+@pytest.mark.parametrize("gains,outcome,words", [
+    ([0.010, 0.011, 0.012], "helped", "added +1.1 ± 0.1 points"),
+    ([-0.03, -0.04, -0.035], "hurt", "did not beat real-only: it adds noise (-3.5"),
+    ([0.02, -0.01, 0.005], "inconclusive", "did not beat real-only clearly: +0.5"),  # positive, but within the spread
+    ([0.05], "inconclusive", "one draw only"),  # a single draw never "helps"
+])
+def test_verdict_outcomes(gains, outcome, words):
+    (verdict,) = verdicts(_summary(gains), 1.0)
+    assert verdict["outcome"] == outcome and words in verdict["text"]
+
+
+class _SpyStudent:
+    """Records what each fit got, to show that two-stage training really starts from the synthetic model."""
+
+    def __init__(self):
+        self.fits = []
+
+    def fit(self, texts, labels, label_names, prior=None):
+        model = {"rows": len(texts), "prior": prior}
+        self.fits.append(model)
+        return model
+
+    def predict(self, model, texts):
+        return ["card_arrival"] * len(texts)
+
+    def describe(self):
+        return {"kind": "spy"}
+
+
+def test_two_stage_continues_from_the_synthetic_only_model_and_ratios_without_rows_are_skipped(tmp_path):
+    spy = _SpyStudent()
+    recipe = load_recipe(write_recipe(tmp_path, real_per_label=[2], draws=1, ratios=[1.0, 4.0], primary_ratio=1.0))
+    # 5 synthetic rows per label: ratio 1 (2 rows) runs, ratio 4 (8 rows) cannot, "all" (5 rows) runs
+    result = run_compare(recipe, synthesize=_held_out_real_n(5), student=spy, progress=False, echo=None)
+    arms = [(r["arm"], r["ratio"]) for r in result.runs]
+    assert arms == [("real-only", 0.0), ("synthetic-only", 1.0), ("blended", 1.0), ("two-stage", 1.0),
+                    ("synthetic-only", None), ("blended", None), ("two-stage", None)]
+    assert result.skipped == [{"draw": 0, "k": 2, "ratio": 4.0, "kept": 30}]
+    two_stage = [f for f in spy.fits if f["prior"] is not None]
+    synthetic_only = [spy.fits[1], spy.fits[4]]
+    assert [f["prior"] for f in two_stage] == synthetic_only and all(f["rows"] == 12 for f in two_stage)
+
+
+def _held_out_real_n(n: int):
+    train = real_rows(DATA / "train.csv")
+
+    def synthesize(real, labels, seed):
+        rows = [(t, lab) for lab in labels for t in [x for x, y in zip(train["text"], train["label"]) if y == lab][-n:]]
+        return Dataset.from_dict({"text": [t for t, _ in rows], "label": [lab for _, lab in rows]})
+    return synthesize
 
 
 def test_compare_needs_a_test_split(tmp_path):

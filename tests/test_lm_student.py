@@ -5,12 +5,21 @@ import math
 
 import pytest
 
-from synth_datasets.students.lm import LMStudent, LMStudentConfig, rows_to_conversations, train_lm
+from synth_datasets.students.lm import LMStudent, LMStudentConfig, answer_suffix, rows_to_conversations, train_lm
 
 TEXTS = ["my card has not arrived yet", "when will my new card be delivered",
          "what is the exchange rate today", "how much is a dollar in euros",
          "my pin is blocked", "I entered the wrong pin three times"]
 LABELS = ["card_arrival", "card_arrival", "exchange_rate", "exchange_rate", "pin_blocked", "pin_blocked"]
+
+
+def test_answer_suffix_is_what_the_chat_template_writes_after_an_answer():
+    from transformers import AutoTokenizer
+
+    from synth_datasets.models import resolve_model
+
+    tok = AutoTokenizer.from_pretrained(resolve_model(None))
+    assert answer_suffix(tok).startswith("<|im_end|>")  # SmolLM2's end of turn
 
 
 def test_rows_become_prompt_completion_conversations():
@@ -38,7 +47,7 @@ def test_lm_student_trains_saves_loads_and_answers_a_label(tmp_path):
     prompt = tok.apply_chat_template([{"role": "user", "content": config.prompt.format(text="my card never came")}],
                                      tokenize=False, add_generation_prompt=True)
     for j, label in enumerate(student.labels):
-        p, a = tok(prompt, add_special_tokens=False)["input_ids"], tok(label + tok.eos_token, add_special_tokens=False)["input_ids"]
+        p, a = tok(prompt, add_special_tokens=False)["input_ids"], tok(label + answer_suffix(tok), add_special_tokens=False)["input_ids"]
         with torch.no_grad():
             logp = torch.log_softmax(student.model(input_ids=torch.tensor([p + a])).logits[0].float(), dim=-1)
         plain = float(sum(logp[len(p) - 1 + i, t] for i, t in enumerate(a)))

@@ -65,7 +65,7 @@ def test_two_stage_and_bad_arguments(synthetic_folder, tmp_path):
 @pytest.mark.slow
 def test_lm_student_under_accelerate_launch(synthetic_folder, tmp_path):
     config = write_config(tmp_path, student="lm", max_steps=3, per_device_train_batch_size=8, max_length=96,
-                          learning_rate=1e-3)
+                          learning_rate=1e-3, logging_steps=1)
     env = {**os.environ, "ACCELERATE_DISABLE_RICH": "1"}
     launcher = Path(sys.executable).parent / "accelerate"
     proc = subprocess.run([str(launcher), "launch", "--config_file", "scripts/accelerate/cpu.yaml",
@@ -75,3 +75,5 @@ def test_lm_student_under_accelerate_launch(synthetic_folder, tmp_path):
     results = check_output(tmp_path / "student", "lm")
     assert results["hyperparameters"]["max_steps"] == 3
     assert (tmp_path / "student" / "adapter_model.safetensors").is_file()
+    # the Trainer's own folder (where transformers would pickle training_args.bin) is not the student's
+    assert (tmp_path / "student-trainer").is_dir()

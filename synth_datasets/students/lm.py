@@ -39,6 +39,7 @@ class LMStudentConfig:
     max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimizer steps (-1: use epochs)."})
     batch_size: int = field(default=8, metadata={"help": "Rows per device per step."})
     max_length: int = field(default=128, metadata={"help": "Tokens per row after the chat template (longer rows are cut)."})
+    target_modules: str | list[str] = field(default="all-linear", metadata={"help": "Modules that get LoRA adapters."})
     seed: int = field(default=0, metadata={"help": "Seed for LoRA init and data order."})
     eval_batch_size: int = field(default=32, metadata={"help": "Texts per forward pass when scoring labels."})
 
@@ -55,6 +56,19 @@ def rows_to_conversations(texts: Sequence[str], labels: Sequence[str], prompt: s
         "prompt": [[{"role": "user", "content": prompt.format(text=t)}] for t in texts],
         "completion": [[{"role": "assistant", "content": label}] for label in labels],
     }
+
+
+def answer_suffix(tokenizer) -> str:
+    """What the chat template writes after an assistant message (e.g. "<|im_end|>\\n" for SmolLM2),
+    so a label is scored as a complete answer; the EOS token where the template says nothing."""
+    marker = "LABEL_PLACEHOLDER_7f3a"
+    try:
+        rendered = tokenizer.apply_chat_template(
+            [{"role": "user", "content": "x"}, {"role": "assistant", "content": marker}], tokenize=False)
+    except Exception:  # no chat template: plain EOS
+        rendered = ""
+    suffix = rendered[rendered.rfind(marker) + len(marker):] if marker in rendered else ""
+    return suffix or tokenizer.eos_token or ""
 
 
 class LMStudent:
@@ -80,9 +94,11 @@ class LMStudent:
         model.eval()
         prompts = [tok.apply_chat_template([{"role": "user", "content": self.config.prompt.format(text=t)}],
                                            tokenize=False, add_generation_prompt=True) for t in texts]
-        answers = [tok(label + (tok.eos_token or ""), add_special_tokens=False)["input_ids"] for label in self.labels]
+        suffix = answer_suffix(tok)
+        answers = [tok(label + suffix, add_special_tokens=False)["input_ids"] for label in self.labels]
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         out = torch.empty(len(texts), len(self.labels))
+        device = next(model.parameters()).device
         with torch.no_grad():
             for start in range(0, len(prompts), self.config.eval_batch_size):
                 encoded = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts[start:start + self.config.eval_batch_size]]
@@ -92,6 +108,7 @@ class LMStudent:
                 for i, e in enumerate(encoded):  # left padding: every prompt ends at the last column
                     ids[i, longest - len(e):] = torch.tensor(e)
                     mask[i, longest - len(e):] = 1
+                ids, mask = ids.to(device), mask.to(device)
                 lengths = mask.sum(-1)
                 first = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
                               use_cache=True, logits_to_keep=1)
@@ -99,13 +116,13 @@ class LMStudent:
                 for j, answer in enumerate(answers):
                     score = first_logp[:, answer[0]].clone()
                     if len(answer) > 1:
-                        rest = torch.tensor(answer[:-1]).repeat(n, 1)
+                        rest = torch.tensor(answer[:-1], device=device).repeat(n, 1)
                         step = model(input_ids=rest, attention_mask=torch.cat([mask, torch.ones_like(rest)], dim=1),
-                                     position_ids=lengths[:, None] + torch.arange(len(answer) - 1),
+                                     position_ids=lengths[:, None] + torch.arange(len(answer) - 1, device=device),
                                      past_key_values=copy.deepcopy(first.past_key_values), use_cache=True)
                         logp = torch.log_softmax(step.logits.float(), dim=-1)
-                        score += logp[:, torch.arange(len(answer) - 1), torch.tensor(answer[1:])].sum(-1)
-                    out[start:start + n, j] = score
+                        score += logp[:, torch.arange(len(answer) - 1), torch.tensor(answer[1:], device=device)].sum(-1)
+                    out[start:start + n, j] = score.cpu()
         return out
 
     def predict(self, texts: Sequence[str]) -> list[str]:
@@ -145,8 +162,15 @@ def base_model_path(name: str | None) -> str:
 
 def train_lm(texts: Sequence[str], labels: Sequence[str], config: LMStudentConfig | None = None,
              label_names: Sequence[str] | None = None, prior: LMStudent | None = None,
-             output_dir: str | Path | None = None, training_overrides: dict | None = None) -> LMStudent:
-    """Fine-tune (or, with `prior`, keep fine-tuning that student's adapter) on (text, label) rows."""
+             output_dir: str | Path | None = None, training_overrides: dict | None = None,
+             training_args=None) -> LMStudent:
+    """Fine-tune (or, with `prior`, keep fine-tuning that student's adapter) on (text, label) rows.
+
+    `training_args`, a TRL `SFTConfig` (as train_student.py parses it), is used as given, every
+    field of it, with only `output_dir` set to the trainer's work folder; without it the config's
+    settings build one (`training_overrides` adds fields).
+    """
+    import copy
     import tempfile
 
     import torch
@@ -165,13 +189,14 @@ def train_lm(texts: Sequence[str], labels: Sequence[str], config: LMStudentConfi
     data = Dataset.from_dict(rows_to_conversations(texts, labels, config.prompt))
     work = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="synth-lm-"))
     cpu = not torch.cuda.is_available()
-    args = SFTConfig(
+    args = copy.copy(training_args) if training_args is not None else SFTConfig(
         output_dir=str(work), learning_rate=config.learning_rate, num_train_epochs=config.epochs,
         max_steps=config.max_steps, per_device_train_batch_size=config.batch_size, max_length=config.max_length,
         seed=config.seed, save_strategy="no", report_to="none", logging_steps=1, lr_scheduler_type="cosine",
         warmup_steps=0.1, use_cpu=cpu, bf16=False, completion_only_loss=True, disable_tqdm=True,
         **(training_overrides or {}),
     )
+    args.output_dir = str(work)
     if prior is not None:
         model, tokenizer, peft_config = prior.model, prior.tokenizer, None
         for name, param in model.named_parameters():
@@ -181,7 +206,7 @@ def train_lm(texts: Sequence[str], labels: Sequence[str], config: LMStudentConfi
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
         peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                                 target_modules="all-linear", task_type="CAUSAL_LM")
+                                 target_modules=config.target_modules, task_type="CAUSAL_LM")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=peft_config)

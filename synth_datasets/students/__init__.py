@@ -69,7 +69,9 @@ def load_student(folder):
     import json
     from pathlib import Path
 
-    kind = json.loads((Path(folder) / "student_config.json").read_text()).get("kind")
+    from .files import CONFIG_FILE
+
+    kind = json.loads((Path(folder) / CONFIG_FILE).read_text()).get("kind")
     if kind == "classifier":
         return ClassifierStudent.load(folder)
     if kind == "lm":

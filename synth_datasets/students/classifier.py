@@ -17,20 +17,19 @@ A saved student is a folder of safetensors weights, a JSON config and a model ca
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from .encoder import DEFAULT_ENCODER, get_encoder
+from .files import read_student_config, write_student_config
 
 logger = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "head.safetensors"
-CONFIG_FILE = "student_config.json"
 
 
 @dataclass
@@ -81,20 +80,15 @@ class ClassifierStudent:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         save_file({"weight": self.weight, "bias": self.bias}, str(folder / WEIGHTS_FILE))
-        (folder / CONFIG_FILE).write_text(json.dumps(
-            {"kind": "classifier", "labels": self.labels, "config": asdict(self.config), "history": self.history},
-            indent=2))
+        write_student_config(folder, "classifier", self.labels, self.config, self.history)
         return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> "ClassifierStudent":
         from safetensors.numpy import load_file
 
-        folder = Path(folder)
-        meta = json.loads((folder / CONFIG_FILE).read_text())
-        if meta.get("kind") != "classifier":
-            raise ValueError(f"{folder} holds a {meta.get('kind')!r} student, not a classifier")
-        tensors = load_file(str(folder / WEIGHTS_FILE))
+        meta = read_student_config(folder, "classifier")
+        tensors = load_file(str(Path(folder) / WEIGHTS_FILE))
         return cls(meta["labels"], tensors["weight"], tensors["bias"], ClassifierConfig(**meta["config"]), meta.get("history"))
 
 

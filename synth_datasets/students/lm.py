@@ -12,16 +12,16 @@ config and a model card; no pickled training arguments (transformers' `training_
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from .files import read_student_config, write_student_config
+
 logger = logging.getLogger(__name__)
 
-CONFIG_FILE = "student_config.json"
 PROMPT = "Which banking intent does this customer message express? Answer with the intent label only.\n\nMessage: {text}"
 
 
@@ -135,8 +135,7 @@ class LMStudent:
         folder.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(str(folder))  # adapter_model.safetensors + adapter_config.json
         self.tokenizer.save_pretrained(str(folder))
-        (folder / CONFIG_FILE).write_text(json.dumps(
-            {"kind": "lm", "labels": self.labels, "config": asdict(self.config), "history": self.history}, indent=2))
+        write_student_config(folder, "lm", self.labels, self.config, self.history)
         (folder / "training_args.bin").unlink(missing_ok=True)
         return folder
 
@@ -145,10 +144,7 @@ class LMStudent:
         from peft import AutoPeftModelForCausalLM
         from transformers import AutoTokenizer
 
-        folder = Path(folder)
-        meta = json.loads((folder / CONFIG_FILE).read_text())
-        if meta.get("kind") != "lm":
-            raise ValueError(f"{folder} holds a {meta.get('kind')!r} student, not an LM student")
+        meta = read_student_config(folder, "lm")
         config = LMStudentConfig(**meta["config"])
         model = AutoPeftModelForCausalLM.from_pretrained(str(folder), is_trainable=False)
         return cls(model, AutoTokenizer.from_pretrained(str(folder)), meta["labels"], config, meta.get("history"))

@@ -96,7 +96,11 @@ def _compare(recipe, output: str | None) -> int:
     write_results(result, folder)
     print(result.table())
     print(f"verdict: {result.verdict}")
-    contribution = {"markdown": report_markdown(result), "verdicts": result.verdicts, "folder": str(folder),
+    try:  # as the card reader sees it: relative to the dataset folder when the results sit inside it
+        shown = str(folder.resolve().relative_to(dataset_dir.resolve()))
+    except ValueError:
+        shown = str(folder.resolve())
+    contribution = {"markdown": report_markdown(result), "verdicts": result.verdicts, "folder": shown,
                     "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     if attach_contribution(dataset_dir, contribution, name=recipe.name):
         print(f"card updated: {dataset_dir / 'README.md'} (section 'Measured contribution')")

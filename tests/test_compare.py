@@ -84,6 +84,7 @@ def test_compare_end_to_end_with_the_fake_engine(fake_engine, tmp_path, capsys):
     assert "verdict: k=2:" in out and "card updated" in out
     card = (tmp_path / "out" / "README.md").read_text()
     assert "## Measured contribution" in card and "Not measured yet" not in card and "two-stage" in card
+    assert "full results in `compare`" in card  # shown relative to the dataset folder
     # each draw's prompts were built from its own real rows: no test text, and 2 x 2 x 5 x 4 requests
     compare_prompts = seen[generate_prompts:]
     assert len(compare_prompts) == 2 * 2 * len(LABELS) * 4

@@ -1,4 +1,5 @@
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -87,3 +88,23 @@ def test_generate_help_lists_every_recipe_field():
                    "engine.dtype = 'auto'", "generator.max_tokens = 96", "exact_dedup, length, parsed"):
         assert needle in text
     assert "engine.model" not in text
+
+
+@pytest.mark.parametrize("path", sorted(str(p) for p in Path("recipes").glob("*.yaml") if not p.name.startswith("student-")))
+def test_every_shipped_recipe_validates_and_its_data_paths_exist(path):
+    recipe = load_recipe(path)
+    assert recipe.resolve(recipe.seeds.path).exists()
+    if recipe.compare.test_path:
+        assert recipe.resolve(recipe.compare.test_path).exists()
+
+
+@pytest.mark.parametrize("path", sorted(str(p) for p in Path("recipes").glob("student-*.yaml")))
+def test_every_shipped_student_config_parses(path):
+    from trl import ModelConfig, SFTConfig, TrlParser
+
+    from synth_datasets.students.script import StudentScriptArguments
+
+    parser = TrlParser((StudentScriptArguments, SFTConfig, ModelConfig))
+    parser.set_defaults(use_cpu=True, bf16=False)
+    script_args, training_args, _ = parser.parse_args_and_config(["--config", path])
+    assert script_args.student in ("classifier", "lm") and training_args.output_dir.startswith("outputs/")

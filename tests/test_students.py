@@ -19,7 +19,8 @@ LABELS = ["card_arrival"] * 3 + ["exchange_rate"] * 3 + ["pin_blocked"] * 3
 
 def test_classifier_trains_predicts_saves_and_loads_back_without_pickle(tmp_path):
     student = train_classifier(TEXTS, LABELS, ClassifierConfig(c=30))
-    assert math.isfinite(student.history["final_loss"]) and np.abs(student.weight).sum() > 0
+    # the fit starts at ~1e-3 noise around zero; trained weights are orders of magnitude larger
+    assert math.isfinite(student.history["final_loss"]) and np.abs(student.weight).max() > 0.5
     new = ["is there a problem with my card delivery", "what rate will I get for pounds", "pin got locked"]
     assert student.predict(new) == ["card_arrival", "exchange_rate", "pin_blocked"]
     folder = student.save(tmp_path / "student")

@@ -8,7 +8,10 @@ For each draw d (seed = seeds.seed + d) and each k in `compare.real_per_label`:
    the k=10 rows of the same draw);
 2. synthetic rows are generated **from those k rows only** (the recipe's prompts, generator and
    checks; `compare.synthetic_per_label` requests per label), so no other draw's real rows, and never
-   the test split, reach a prompt; generation is cached, so a rerun costs only the training;
+   the test split, reach a prompt; generation is cached, so a rerun costs only the training. With
+   `compare.generate_from: smallest_k` each draw generates once, from its smallest-k rows, and every
+   k of the draw uses those synthetic rows: still no real row outside the student's own training
+   rows reaches a prompt (the draws are nested), for len(k) times less generation;
 3. the same student is trained on: real-only; synthetic-only, blended (real + synthetic) and
    two-stage (synthetic first, then the real rows starting from that model) at each ratio of
    synthetic rows per real row and with all kept synthetic rows; and scored on the real test split.
@@ -158,7 +161,7 @@ def run_compare(recipe: Recipe, synthesize: Synthesizer | None = None, student=N
     ratios = sorted(cfg.ratios)
     result = CompareResult(setup={
         "labels": labels, "test_rows": len(test), "real_per_label": ks, "draws": cfg.draws,
-        "synthetic_per_label": cfg.synthetic_per_label, "ratios": sorted(cfg.ratios), "primary_ratio": cfg.primary_ratio,
+        "synthetic_per_label": cfg.synthetic_per_label, "generate_from": cfg.generate_from, "ratios": sorted(cfg.ratios), "primary_ratio": cfg.primary_ratio,
         "student": student.describe(), "seed": seeds.seed, "test_path": cfg.test_path, "seeds_path": seeds.path,
     })
     # at most: real-only + 3 arms x (each ratio + all kept rows); fewer where a ratio already takes every row
@@ -167,10 +170,13 @@ def run_compare(recipe: Recipe, synthesize: Synthesizer | None = None, student=N
     started = time.perf_counter()
     for d in range(cfg.draws):
         draw_seed = seeds.seed + d
-        for k, real in draw_real(train, labels, ks, draw_seed).items():
-            synthetic = synthesize(real, labels, draw_seed)
-            result.generation.append({"draw": d, "k": k, "requested": cfg.synthetic_per_label * len(labels),
-                                      "kept": len(synthetic)})
+        drawn = draw_real(train, labels, ks, draw_seed)
+        shared = synthesize(drawn[ks[0]], labels, draw_seed) if cfg.generate_from == "smallest_k" else None
+        for k, real in drawn.items():
+            source_k = ks[0] if shared is not None else k
+            synthetic = shared if shared is not None else synthesize(real, labels, draw_seed)
+            result.generation.append({"draw": d, "k": k, "generated_from_k": source_k,
+                                      "requested": cfg.synthetic_per_label * len(labels), "kept": len(synthetic)})
 
             def run(arm: str, ratio, rows: Dataset, prior=None, stage_rows: int | None = None):
                 t0 = time.perf_counter()
@@ -343,7 +349,9 @@ def report_markdown(result: CompareResult) -> str:
     return "\n".join([
         f"Student: {s['student']['kind']} ({', '.join(f'{k}={v}' for k, v in s['student'].items() if k != 'kind')}). "
         f"{len(s['labels'])} labels, {s['test_rows']} real test rows, {s['draws']} draws of k real rows per label; "
-        f"each draw's synthetic rows were generated from its own real rows ({s['synthetic_per_label']} requested per label). "
+        + (f"each draw's synthetic rows were generated once, from its k={s['real_per_label'][0]} real rows, and used for every k of the draw "
+           if s.get("generate_from") == "smallest_k" else "each draw's synthetic rows were generated from its own k real rows ")
+        + f"({s['synthetic_per_label']} requested per label). "
         "Mean ± sd over draws; Δ is the paired difference to real-only of the same draw. The verdict says "
         "\"added\" only when the paired gain's one-sided 95% lower bound (Student t) is above zero, "
         "\"adds noise\" when its upper bound is below zero, and otherwise that the difference is within the spread.",
@@ -351,7 +359,17 @@ def report_markdown(result: CompareResult) -> str:
         "**Verdict**: " + " ".join(v["text"] for v in result.verdicts),
         "",
         markdown_table(result.summary),
-    ])
+    ] + _skipped_lines(result.skipped))
+
+
+def _skipped_lines(skipped: list[dict]) -> list[str]:
+    """One line per (k, ratio) arm that was not run, with the draws it was missing from."""
+    missing = defaultdict(list)
+    for s in skipped:
+        missing[(s["k"], s["ratio"])].append(s["draw"])
+    return ["", *(f"Not run: k={k} at {_amount(ratio)} (draws {', '.join(map(str, draws))}): the checks left fewer than "
+                  f"{rows_for(ratio, k)} synthetic rows for some label." for (k, ratio), draws in sorted(missing.items()))
+            ] if missing else []
 
 
 def _standard(ds: Dataset, text_column: str, label_column: str) -> Dataset:

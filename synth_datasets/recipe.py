@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -113,6 +114,7 @@ class CompareConfig:
     real_per_label: list[int] = field(default_factory=lambda: [10], metadata={"help": "k values: real training rows per label, drawn at random from seeds.path for each draw."})
     draws: int = field(default=3, metadata={"help": "Independent draws of the real rows (each generates its own synthetic rows); mean ± sd over them."})
     synthetic_per_label: int = field(default=20, metadata={"help": "Synthetic rows requested per label in each draw (before the checks)."})
+    generate_from: str = field(default="each_k", metadata={"help": "each_k: generate for every (draw, k) from those k rows; smallest_k: generate once per draw from its smallest-k rows, which every larger k of the draw contains (len(k) times less generation, but the generator sees fewer examples)."})
     ratios: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0], metadata={"help": "Synthetic rows per real row in the blended and two-stage arms (all kept rows are tried too)."})
     primary_ratio: float = field(default=1.0, metadata={"help": "The blend the verdict is stated for, fixed before looking at results."})
     student: str = field(default="classifier", metadata={"help": "classifier (frozen encoder + logistic regression) or lm (TRL SFT + LoRA)."})
@@ -133,6 +135,13 @@ class CompareConfig:
             raise ValueError(f"ratios: synthetic rows per real row, each > 0; got {self.ratios}")
         if self.primary_ratio not in self.ratios:
             raise ValueError(f"primary_ratio: {self.primary_ratio} is not among ratios {self.ratios}; add it there")
+        need = math.floor(self.primary_ratio * max(self.real_per_label) + 0.5)  # as mix.rows_for rounds
+        if self.synthetic_per_label < need:
+            raise ValueError(f"synthetic_per_label: {self.synthetic_per_label} requested rows per label cannot give the "
+                             f"primary blend {self.primary_ratio:g}x at k={max(self.real_per_label)}, which needs {need} kept "
+                             f"rows per label; request about {math.ceil(need * 1.3)} (the checks remove some) or lower primary_ratio")
+        if self.generate_from not in ("each_k", "smallest_k"):
+            raise ValueError(f"generate_from: {self.generate_from!r} is not known; choose each_k or smallest_k")
         if self.student not in ("classifier", "lm"):
             raise ValueError(f"student: {self.student!r} is not known; choose classifier or lm")
 

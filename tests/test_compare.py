@@ -13,7 +13,7 @@ import yaml
 from datasets import Dataset
 
 from synth_datasets import cli
-from synth_datasets.compare import draw_real, run_compare, summarise, verdicts, write_results
+from synth_datasets.compare import draw_real, report_markdown, run_compare, summarise, verdicts, write_results
 from synth_datasets.pipeline import run_recipe
 from synth_datasets.recipe import RecipeError, load_recipe
 
@@ -127,7 +127,8 @@ def _held_out_real(train: Dataset):
 
 
 def test_verdict_says_did_not_beat_when_synthetic_rows_are_noise(tmp_path):
-    recipe = load_recipe(write_recipe(tmp_path, real_per_label=[2], draws=3, ratios=[4.0], primary_ratio=4.0))
+    recipe = load_recipe(write_recipe(tmp_path, real_per_label=[2], draws=3, ratios=[4.0], primary_ratio=4.0,
+                                        synthetic_per_label=8))
     result = run_compare(recipe, synthesize=_noise, progress=False, echo=None)
     (verdict,) = result.verdicts
     assert verdict["outcome"] == "hurt" and not verdict["helped"] and verdict["delta"] < 0
@@ -212,6 +213,7 @@ def test_two_stage_continues_from_the_synthetic_only_model_and_ratios_without_ro
     assert arms == [("real-only", 0.0), ("synthetic-only", 1.0), ("blended", 1.0), ("two-stage", 1.0),
                     ("synthetic-only", None), ("blended", None), ("two-stage", None)]
     assert result.skipped == [{"draw": 0, "k": 2, "ratio": 4.0, "kept": 30}]
+    assert "Not run: k=2 at 4x (draws 0): the checks left fewer than 8 synthetic rows" in report_markdown(result)
     two_stage = [f for f in spy.fits if f["prior"] is not None]
     synthetic_only = [spy.fits[1], spy.fits[4]]
     assert [f["prior"] for f in two_stage] == synthetic_only and all(f["rows"] == 12 for f in two_stage)
@@ -226,6 +228,25 @@ def _held_out_real_n(n: int):
     return synthesize
 
 
+def test_smallest_k_generates_once_per_draw_from_rows_every_k_contains(tmp_path):
+    calls = []
+
+    def synthesize(real, labels, seed):
+        calls.append((seed, sorted(real["text"])))
+        return _held_out_real_n(6)(real, labels, seed)
+
+    recipe = load_recipe(write_recipe(tmp_path, real_per_label=[4, 2], draws=2, generate_from="smallest_k"))
+    result = run_compare(recipe, synthesize=synthesize, student=_SpyStudent(), progress=False, echo=None)
+    train = real_rows(DATA / "train.csv")
+    assert calls == [(seed, sorted(draw_real(train, LABELS, [2, 4], seed)[2]["text"])) for seed in (0, 1)]
+    assert [(g["draw"], g["k"], g["generated_from_k"]) for g in result.generation] == [
+        (0, 2, 2), (0, 4, 2), (1, 2, 2), (1, 4, 2)]
+    assert {r["k"] for r in result.runs} == {2, 4}
+    each = run_compare(load_recipe(write_recipe(tmp_path, real_per_label=[4, 2], draws=1)), synthesize=synthesize,
+                       student=_SpyStudent(), progress=False, echo=None)
+    assert [g["generated_from_k"] for g in each.generation] == [2, 4] and len(calls) == 4
+
+
 def test_compare_needs_a_test_split(tmp_path):
     recipe = load_recipe(write_recipe(tmp_path, test_path=None))
     with pytest.raises(RecipeError, match="compare.test_path"):
@@ -236,6 +257,8 @@ def test_compare_needs_a_test_split(tmp_path):
     ("primary_ratio", 3.0, "not among ratios"),
     ("student", "svm", "choose classifier"),
     ("real_per_label", [0], "k >= 1"),
+    ("generate_from", "largest_k", "choose each_k or smallest_k"),
+    ("synthetic_per_label", 3, "primary blend 1x at k=4, which needs 4 kept rows per label"),
 ])
 def test_bad_compare_settings_name_the_field(tmp_path, field, value, message):
     with pytest.raises(RecipeError, match=f"compare.{field}.*{message}"):

@@ -84,12 +84,15 @@ def draw_real(train: Dataset, labels: Sequence[str], ks: Sequence[int], seed: in
     return {k: train.select(sorted(i for label in labels for i in order[label][:k])) for k in ks}
 
 
-def arm_amounts(synthetic: Dataset, labels: Sequence[str], k: int, ratios: Sequence[float], seed: int):
+def arm_amounts(synthetic: Dataset, labels: Sequence[str], k: int, ratios: Sequence[float], seed: int,
+                max_shortfall: float = 0.05):
     """(ratio, rows) for each ratio of synthetic rows per real row, then (None, every kept row).
 
-    A ratio is only run when every label kept enough rows for it (rows is None otherwise, so a
-    table row called "2x" is never really "whatever was left"); the "all" arm is left out when the
-    largest ratio that ran already took every kept row.
+    A ratio takes `ratio x k` rows of every label. When the checks left some labels a few rows short,
+    those labels give what they have, as long as the rows missing are at most `max_shortfall` of the
+    rows the ratio needs (the table shows the real count); beyond that the ratio is not run (rows is
+    None), so a row called "2x" is never really "whatever was left". The "all" arm is left out when
+    the largest ratio that ran already took every kept row.
     """
     kept = defaultdict(int)
     for label in synthetic["label"]:
@@ -97,10 +100,11 @@ def arm_amounts(synthetic: Dataset, labels: Sequence[str], k: int, ratios: Seque
     out, took_all = [], False
     for ratio in ratios:
         need = rows_for(ratio, k)
-        if need < 1 or any(kept[label] < need for label in labels):
+        missing = sum(max(0, need - kept[label]) for label in labels)
+        if need < 1 or missing > max_shortfall * need * len(labels):
             out.append((ratio, None))
             continue
-        picked = take_per_label(synthetic, {label: need for label in labels}, seed)
+        picked = take_per_label(synthetic, {label: min(need, kept[label]) for label in labels}, seed)
         took_all = len(picked) == len(synthetic)
         out.append((ratio, picked))
     if not took_all:
@@ -108,12 +112,14 @@ def arm_amounts(synthetic: Dataset, labels: Sequence[str], k: int, ratios: Seque
     return out
 
 
-def recipe_synthesizer(recipe: Recipe, per_label: int) -> Synthesizer:
+def recipe_synthesizer(recipe: Recipe, per_label: int, test_texts: Sequence[str] | None = None) -> Synthesizer:
     """Generate `per_label` rows per label from the given real rows with the recipe's prompts,
-    generator and checks (cached by the datasets cache, so a rerun does not generate again)."""
-    from .checks import run_checks
+    generator and checks (cached by the datasets cache, so a rerun does not generate again).
+    Checks that compare against real rows (copies, label agreement) use the draw's rows, and
+    decontamination uses `test_texts`."""
+    from .checks import CheckContext, run_checks
     from .generate import Generate, generate
-    from .pipeline import file_backed
+    from .pipeline import check_extras, file_backed
 
     task = recipe.task
     extra = {k: v for k, v in (("template", task.prompt_template), ("system_prompt", task.system_prompt)) if v}
@@ -125,10 +131,15 @@ def recipe_synthesizer(recipe: Recipe, per_label: int) -> Synthesizer:
         gen = Generate(model=recipe.generator.model, sampling=recipe.generator.sampling(), engine=recipe.engine,
                        json_schema=classification.json_schema(labels, task.max_chars), parser="classification")
         synthetic = generate(file_backed(prompts), gen, batch_size=recipe.generator.batch_size)
-        kept, report = run_checks(synthetic, recipe.build_checks())
+        context = CheckContext(real_texts=list(real["text"]), real_labels=list(real["label"]),
+                               test_texts=list(test_texts) if test_texts is not None else None, labels=list(labels),
+                               extra=check_extras(recipe, labels))
+        kept, report = run_checks(synthetic, recipe.build_checks(), context=context)
         logger.info("draw seed %d: %d requested, %d kept after checks", seed, len(prompts), len(kept))
+        synthesize.last_report = report  # read by run_compare: what each check removed in this draw
         return kept.select_columns(["text", "label"])
 
+    synthesize.last_report = None
     return synthesize
 
 
@@ -153,7 +164,7 @@ def run_compare(recipe: Recipe, synthesize: Synthesizer | None = None, student=N
         logger.warning("%d texts are in both seeds.path and compare.test_path: removed from the rows draws are made from",
                        len(overlap))
         train = train.filter(lambda text: text not in overlap, input_columns="text")
-    synthesize = synthesize or recipe_synthesizer(recipe, cfg.synthetic_per_label)
+    synthesize = synthesize or recipe_synthesizer(recipe, cfg.synthetic_per_label, test_texts=test["text"])
     if student is None:
         settings = {"encoder": cfg.encoder, "c": cfg.c} if cfg.student == "classifier" else {"model": cfg.lm_model, "epochs": cfg.lm_epochs}
         student = STUDENTS[cfg.student](**settings)
@@ -175,8 +186,13 @@ def run_compare(recipe: Recipe, synthesize: Synthesizer | None = None, student=N
         for k, real in drawn.items():
             source_k = ks[0] if shared is not None else k
             synthetic = shared if shared is not None else synthesize(real, labels, draw_seed)
-            result.generation.append({"draw": d, "k": k, "generated_from_k": source_k,
-                                      "requested": cfg.synthetic_per_label * len(labels), "kept": len(synthetic)})
+            record = {"draw": d, "k": k, "generated_from_k": source_k,
+                      "requested": cfg.synthetic_per_label * len(labels), "kept": len(synthetic)}
+            report = getattr(synthesize, "last_report", None)
+            if report is not None:
+                record["checks"] = [{"name": r.check["name"], "rows_in": r.rows_in, "removed": r.removed,
+                                     "relabelled": r.relabelled} for r in report.results]
+            result.generation.append(record)
 
             def run(arm: str, ratio, rows: Dataset, prior=None, stage_rows: int | None = None):
                 t0 = time.perf_counter()
@@ -200,7 +216,7 @@ def run_compare(recipe: Recipe, synthesize: Synthesizer | None = None, student=N
                                   "nothing to compare (see the recipe's checks)")
             real_rows = _with_source(real, "real")
             run("real-only", 0.0, real_rows)
-            arms = arm_amounts(synthetic, labels, k, ratios, draw_seed)
+            arms = arm_amounts(synthetic, labels, k, ratios, draw_seed, cfg.max_shortfall)
             bar.update(3 * (len(ratios) + 1 - len(arms)))  # an "all" arm that would repeat the largest ratio
             for ratio, picked in arms:
                 if ratio is not None and picked is None:  # not enough kept rows for this ratio: not run
@@ -368,7 +384,7 @@ def _skipped_lines(skipped: list[dict]) -> list[str]:
     for s in skipped:
         missing[(s["k"], s["ratio"])].append(s["draw"])
     return ["", *(f"Not run: k={k} at {_amount(ratio)} (draws {', '.join(map(str, draws))}): the checks left fewer than "
-                  f"{rows_for(ratio, k)} synthetic rows for some label." for (k, ratio), draws in sorted(missing.items()))
+                  f"{rows_for(ratio, k)} synthetic rows for some labels, more than compare.max_shortfall allows." for (k, ratio), draws in sorted(missing.items()))
             ] if missing else []
 
 

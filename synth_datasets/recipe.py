@@ -116,6 +116,7 @@ class CompareConfig:
     synthetic_per_label: int = field(default=20, metadata={"help": "Synthetic rows requested per label in each draw (before the checks)."})
     generate_from: str = field(default="each_k", metadata={"help": "each_k: generate for every (draw, k) from those k rows; smallest_k: generate once per draw from its smallest-k rows, which every larger k of the draw contains (len(k) times less generation, but the generator sees fewer examples)."})
     ratios: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0], metadata={"help": "Synthetic rows per real row in the blended and two-stage arms (all kept rows are tried too)."})
+    max_shortfall: float = field(default=0.05, metadata={"help": "A ratio arm still runs when the checks left some labels short of ratio x k rows, if the rows missing are at most this share of those needed (those labels give what they have)."})
     primary_ratio: float = field(default=1.0, metadata={"help": "The blend the verdict is stated for, fixed before looking at results."})
     student: str = field(default="classifier", metadata={"help": "classifier (frozen encoder + logistic regression) or lm (TRL SFT + LoRA)."})
     encoder: str = field(default="all-MiniLM-L6-v2", metadata={"help": "Classifier student's sentence encoder (id or folder)."})
@@ -140,6 +141,8 @@ class CompareConfig:
             raise ValueError(f"synthetic_per_label: {self.synthetic_per_label} requested rows per label cannot give the "
                              f"primary blend {self.primary_ratio:g}x at k={max(self.real_per_label)}, which needs {need} kept "
                              f"rows per label; request about {math.ceil(need * 1.3)} (the checks remove some) or lower primary_ratio")
+        if not 0 <= self.max_shortfall < 1:
+            raise ValueError(f"max_shortfall: a share of the rows a ratio needs, in [0, 1); got {self.max_shortfall}")
         if self.generate_from not in ("each_k", "smallest_k"):
             raise ValueError(f"generate_from: {self.generate_from!r} is not known; choose each_k or smallest_k")
         if self.student not in ("classifier", "lm"):

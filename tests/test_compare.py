@@ -213,7 +213,7 @@ def test_two_stage_continues_from_the_synthetic_only_model_and_ratios_without_ro
     assert arms == [("real-only", 0.0), ("synthetic-only", 1.0), ("blended", 1.0), ("two-stage", 1.0),
                     ("synthetic-only", None), ("blended", None), ("two-stage", None)]
     assert result.skipped == [{"draw": 0, "k": 2, "ratio": 4.0, "kept": 30}]
-    assert "Not run: k=2 at 4x (draws 0): the checks left fewer than 8 synthetic rows" in report_markdown(result)
+    assert "Not run: k=2 at 4x (draws 0): the checks left fewer than 8 synthetic rows for some labels" in report_markdown(result)
     two_stage = [f for f in spy.fits if f["prior"] is not None]
     synthetic_only = [spy.fits[1], spy.fits[4]]
     assert [f["prior"] for f in two_stage] == synthetic_only and all(f["rows"] == 12 for f in two_stage)
@@ -226,6 +226,23 @@ def _held_out_real_n(n: int):
         rows = [(t, lab) for lab in labels for t in [x for x, y in zip(train["text"], train["label"]) if y == lab][-n:]]
         return Dataset.from_dict({"text": [t for t, _ in rows], "label": [lab for _, lab in rows]})
     return synthesize
+
+
+def test_a_ratio_runs_when_a_few_rows_are_missing_and_says_how_many_it_used(tmp_path):
+    def one_short(real, labels, seed):
+        full = _held_out_real_n(4)(real, labels, seed)
+        drop = full["label"].index(labels[0])
+        return full.select([i for i in range(len(full)) if i != drop])  # first label: 3 rows, others 4
+
+    recipe = load_recipe(write_recipe(tmp_path, real_per_label=[4], draws=1, ratios=[1.0], synthetic_per_label=4))
+    result = run_compare(recipe, synthesize=one_short, student=_SpyStudent(), progress=False, echo=None)
+    assert not result.skipped  # 1 of 24 rows missing: within the default 5%
+    blended = next(r for r in result.runs if r["arm"] == "blended" and r["ratio"] == 1.0)
+    assert blended["synthetic_rows"] == 23
+    strict = load_recipe(write_recipe(tmp_path, real_per_label=[4], draws=1, ratios=[1.0], synthetic_per_label=4,
+                                      max_shortfall=0.0))
+    result = run_compare(strict, synthesize=one_short, student=_SpyStudent(), progress=False, echo=None)
+    assert [s["ratio"] for s in result.skipped] == [1.0]
 
 
 def test_smallest_k_generates_once_per_draw_from_rows_every_k_contains(tmp_path):

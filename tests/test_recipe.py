@@ -85,7 +85,7 @@ def test_generate_help_lists_every_recipe_field():
 
     text = describe_fields()
     for needle in ("seeds.path = (required)", "task.balance_to = None: Generate each label's deficit",
-                   "engine.dtype = 'auto'", "generator.max_tokens = 96", "exact_dedup, length, parsed"):
+                   "engine.dtype = 'auto'", "generator.max_tokens = 96", "judge, label_agreement, language, length, meta_text, near_dedup"):
         assert needle in text
     assert "engine.model" not in text
 

@@ -76,6 +76,8 @@ def _generate(recipe, output: str | None, overwrite_run: bool) -> int:
     folder, report = run_recipe(recipe, output, overwrite_run)
     print(run_summary(json.loads((folder / "provenance.json").read_text())))
     print(report.table())
+    if report.labels_before:
+        print(report.label_table(limit=5))
     folder = folder.resolve()
     if report.results and report.results[-1].kept == 0:
         print(f"synth-datasets: no row survived the checks; {folder}/README.md says what removed them", file=sys.stderr)

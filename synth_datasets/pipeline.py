@@ -20,7 +20,7 @@ from datasets.fingerprint import Hasher
 
 from . import __version__
 from .card import parse_error_counts, save_hub_layout
-from .checks import CheckReport, run_checks
+from .checks import CheckContext, CheckReport, run_checks
 from .generate import ENGINE_STATS, Generate, generate
 from .recipe import Recipe, RecipeError
 from .shards import generate_resumable
@@ -109,11 +109,33 @@ def run_recipe(recipe: Recipe, output_dir: str | None = None, overwrite_run: boo
     else:
         synthetic = generate(prompts, gen, batch_size=recipe.generator.batch_size)
     seconds = time.perf_counter() - start
-    kept, report = run_checks(synthetic, recipe.build_checks())
+    kept, report = run_checks(synthetic, recipe.build_checks(), context=check_context(recipe, seeds, labels))
     extra["engine_work"] = ENGINE_STATS.since(before)
     provenance = build_provenance(recipe, seeds, labels, prompts, synthetic, kept, report, gen, seconds, extra)
     folder = save_hub_layout(DatasetDict(train=kept), output_dir or recipe.resolve(recipe.output.dir), provenance)
     return folder, report
+
+
+def check_context(recipe: Recipe, real: Dataset, labels: list[str], text_column: str | None = None,
+                  label_column: str | None = None) -> CheckContext:
+    """What the recipe's checks compare against: `real` (the rows shown to the generator), the label
+    set, and the evaluation split (`compare.test_path`) when the checks need it."""
+    text_column = text_column or recipe.seeds.text_column
+    label_column = label_column or recipe.seeds.label_column
+    test_texts = None
+    if any("test_texts" in check.needs for check in recipe.build_checks()):
+        if not recipe.compare.test_path:
+            raise RecipeError("checks: decontaminate needs the evaluation split; set compare.test_path to it")
+        test = load_real(recipe, recipe.compare.test_path, recipe.compare.test_split, "compare.test_path")
+        test_texts = list(test[recipe.seeds.text_column])
+    return CheckContext(real_texts=list(real[text_column]), real_labels=classification.label_names(real, label_column),
+                        test_texts=test_texts, labels=list(labels), extra=check_extras(recipe, labels))
+
+
+def check_extras(recipe: Recipe, labels: list[str]) -> dict:
+    """The task's JSON schema (schema check) and the generation engine (judge check)."""
+    return {"schema": classification.json_schema(labels, recipe.task.max_chars),
+            "generator": (recipe.engine, recipe.generator.model)}
 
 
 def file_backed(prompts: Dataset) -> Dataset:

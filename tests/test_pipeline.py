@@ -1,6 +1,7 @@
 """The whole recipe path with the fake engine: seeds -> prompts -> generate -> checks -> Hub layout."""
 
 import json
+import random
 from collections import Counter
 from pathlib import Path
 
@@ -183,3 +184,52 @@ def test_resumable_recipe_run_and_stale_run_refusal_from_the_cli(fake_engine, tm
     assert "--overwrite-run" in capsys.readouterr().err
     assert cli.main(["generate", str(hotter), "--overwrite-run"]) == 0
     assert fake_engine.calls == [40, 40, 12, 40, 40, 12]
+
+
+def test_recipe_quality_checks_use_the_seeds_and_the_test_split(fake_engine, tmp_path, monkeypatch):
+    """Planted in the generator's answers: a seed copied verbatim, a test message, meta-text, a
+    near-duplicate. The recipe's checks get the seeds and compare.test_path without being told."""
+    from synth_datasets.pipeline import load_seeds
+
+    recipe_path = write_recipe(tmp_path, compare={"test_path": str(SHARED.with_name("test.csv"))})
+    data = yaml.safe_load(recipe_path.read_text())
+    data["checks"] = ["parsed", "meta_text", "exact_dedup", {"near_dedup": {"threshold": 0.8}},
+                      {"real_copy": {"threshold": 0.7}}, {"decontaminate": {"n": 8}}]
+    recipe_path.write_text(yaml.safe_dump(data))
+    recipe = load_recipe(recipe_path)
+    seeds, _ = load_seeds(recipe)
+    seed_text = seeds["text"][0]
+    test_text = next(r for r in load_dataset("csv", data_files=str(SHARED.with_name("test.csv")), split="train")["text"]
+                     if len(r.split()) >= 10)
+    planted = [seed_text, test_text, "Sure! Here is a message: my card is late",
+               "My card still has not arrived after two weeks of waiting",
+               "My card still has not arrived after two weeks of waiting!!"]
+    calls = {"n": 0}
+    words = sorted(set(" ".join(seeds["text"]).lower().split()))
+    rng = random.Random(0)
+
+    def responder(conv):
+        calls["n"] += 1
+        text = planted[calls["n"] - 1] if calls["n"] <= len(planted) else " ".join(rng.sample(words, 8))
+        return json.dumps({"text": text, "label": "atm_support"})
+
+    monkeypatch.setattr(fake_engine, "responder", staticmethod(responder))
+    folder, report = run_recipe(recipe)
+    removed = {r.check["name"]: r.removed for r in report.results}
+    assert removed == {"parsed": 0, "meta_text": 1, "exact_dedup": 1, "near_dedup": 0, "real_copy": 1, "decontaminate": 1}
+    kept = load_dataset(str(folder))["train"]["text"]
+    assert not set(planted[:3]) & set(kept) and planted[3] in kept
+    card = (folder / "README.md").read_text()
+    assert "Removed by real_copy, for example:" in card and "| decontaminate | n=8, min_words=4, column=text |" in card
+    provenance = json.loads((folder / "provenance.json").read_text())
+    assert sum(provenance["checks"]["labels"]["after"].values()) == len(kept)
+
+
+def test_decontaminate_without_a_test_split_is_a_recipe_error(tmp_path):
+    data = yaml.safe_load(write_recipe(tmp_path).read_text())
+    data["checks"] = ["parsed", "decontaminate"]
+    del data["compare"]
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(RecipeError, match="compare.test_path"):
+        run_recipe(load_recipe(path))

@@ -11,16 +11,28 @@ from datasets import Dataset, Features, Value
 
 
 class Check:
-    """Base of all checks: `annotate` writes `<name>_flag`; `keep` is the filter predicate."""
+    """Base of all checks.
+
+    `check(batch)` returns the check's columns for a batch, so `ds.map(check, batched=True)` writes
+    them (`whole_column` checks, such as deduplication, need the whole column in one batch:
+    `batch_size=None`; `annotate` does that for you); `keep` is the `Dataset.filter` predicate.
+    Checks that compare against other data (the real rows, the test split, the label set) name it in
+    `needs`; `bind(context)` returns a copy with it filled in from a `CheckContext`.
+    """
 
     name: str = "check"
+    needs: tuple[str, ...] = ()
+    whole_column: bool = False
 
     @property
     def flag_column(self) -> str:
         return f"{self.name}_flag"
 
+    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
+        return self.flag_batch(batch)
+
     def annotate(self, ds: Dataset) -> Dataset:
-        return ds.map(self.flag_batch, batched=True, desc=f"check {self.name}")
+        return ds.map(self, batched=True, batch_size=None if self.whole_column else 1000, desc=f"check {self.name}")
 
     def flag_batch(self, batch: dict[str, list]) -> dict[str, list]:
         raise NotImplementedError
@@ -28,9 +40,13 @@ class Check:
     def keep(self, row: dict) -> bool:
         return not row[self.flag_column]
 
+    def bind(self, context) -> "Check":
+        """A copy with what `needs` names taken from `context` (a CheckContext); self when nothing is needed."""
+        return self
+
     def describe(self) -> dict:
-        """The check's name and thresholds, for the report and the card."""
-        return {"name": self.name, **{f.name: getattr(self, f.name) for f in fields(self)}}
+        """The check's name and settings, for the report and the card (reference data left out)."""
+        return {"name": self.name, **{f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("report", True)}}
 
 
 @dataclass
@@ -92,29 +108,15 @@ def normalize_text(text: str) -> str:
     >>> normalize_text("  Where is  MY card?! ")
     'where is my card'
     """
-    text = unicodedata.normalize("NFKD", text.lower())
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    return " ".join(re.sub(r"[^\w\s]", " ", text).split())
+    text = text.lower()
+    if not text.isascii():  # the slow path only where there can be accents to strip
+        text = unicodedata.normalize("NFKD", text)
+        text = "".join(c for c in text if not unicodedata.combining(c))
+    return " ".join(_PUNCTUATION.sub(" ", text).split())
+
+
+_PUNCTUATION = re.compile(r"[^\w\s]")
 
 
 def _digest(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
-
-
-CHECKS: dict[str, type[Check]] = {
-    "parsed": Parsed,
-    "length": Length,
-    "exact_dedup": ExactDuplicates,
-}
-
-
-def build_check(name: str, options: dict | None = None) -> Check:
-    """A check from its recipe name and options, with errors that say what is allowed."""
-    if name not in CHECKS:
-        raise ValueError(f"checks: unknown check {name!r}; choose from {sorted(CHECKS)}")
-    cls = CHECKS[name]
-    allowed = {f.name for f in fields(cls)}
-    unknown = set(options or {}) - allowed
-    if unknown:
-        raise ValueError(f"checks.{name}: unknown option(s) {sorted(unknown)}; allowed: {sorted(allowed) or 'none'}")
-    return cls(**(options or {}))

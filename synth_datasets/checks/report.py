@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-from datasets import Dataset
+from datasets import ClassLabel, Dataset
+
+from .context import CheckContext
 
 logger = logging.getLogger(__name__)
 
@@ -19,45 +22,93 @@ class CheckResult:
     removed: int
     kept: int
     examples_removed: list[str] = field(default_factory=list)
+    removed_by_label: dict[str, int] = field(default_factory=dict)
+    relabelled: int = 0  # rows whose label the check changed instead of removing them
 
 
 @dataclass
 class CheckReport:
-    """Per check, rows in / removed / kept, and a few removed texts to show in the card."""
+    """Per check, rows in / removed / kept, removed rows per label and a few removed texts; per label,
+    rows before and after all checks. Plain data (`as_dict`) for provenance.json and the card."""
 
     results: list[CheckResult] = field(default_factory=list)
+    labels_before: dict[str, int] = field(default_factory=dict)
+    labels_after: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"checks": [asdict(r) for r in self.results]}
+        return {"checks": [asdict(r) for r in self.results],
+                "labels": {"before": self.labels_before, "after": self.labels_after}}
 
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), indent=2, ensure_ascii=False)
 
     def table(self) -> str:
-        """A plain-text table for the CLI."""
-        lines = [f"{'check':<14} {'in':>7} {'removed':>8} {'kept':>7}"]
-        lines += [f"{r.check['name']:<14} {r.rows_in:>7} {r.removed:>8} {r.kept:>7}" for r in self.results]
+        """A plain-text table for the CLI: one line per check, then the labels that lost most rows."""
+        lines = [f"{'check':<16} {'in':>7} {'removed':>8} {'kept':>7}"]
+        for r in self.results:
+            extra = f"  ({r.relabelled} relabelled)" if r.relabelled else ""
+            lines.append(f"{r.check['name']:<16} {r.rows_in:>7} {r.removed:>8} {r.kept:>7}{extra}")
+        return "\n".join(lines)
+
+    def label_table(self, limit: int | None = 10) -> str:
+        """Rows per label before and after the checks, the labels that lost the largest share first."""
+        if not self.labels_before:
+            return ""
+        def lost(label):
+            return 1 - self.labels_after.get(label, 0) / max(1, self.labels_before[label])
+        order = sorted(self.labels_before, key=lambda label: (-lost(label), label))
+        shown = order if limit is None else order[:limit]
+        width = max(5, *(len(label) for label in shown))
+        lines = [f"{'label':<{width}} {'before':>7} {'after':>7}"]
+        lines += [f"{label:<{width}} {self.labels_before[label]:>7} {self.labels_after.get(label, 0):>7}" for label in shown]
+        if len(order) > len(shown):
+            lines.append(f"... {len(order) - len(shown)} more labels (all in the report's 'labels')")
         return "\n".join(lines)
 
 
-def run_checks(ds: Dataset, checks: Sequence, *, examples: int = 3, text_column: str = "text") -> tuple[Dataset, CheckReport]:
+def run_checks(ds: Dataset, checks: Sequence, *, context=None, examples: int = 3, text_column: str = "text",
+               label_column: str = "label") -> tuple[Dataset, CheckReport]:
     """Annotate then filter with each check in order; return the kept rows and the report.
 
+    Checks that need reference data (`check.needs`) are bound to `context` (a CheckContext) first.
     Flag and score columns stay on the kept rows, so the data shows why each row survived.
     """
     report = CheckReport()
+    has_labels = label_column in ds.column_names
+    if has_labels:
+        report.labels_before = dict(Counter(_label_names(ds, label_column)))
     for check in checks:
+        if check.needs:
+            check = check.bind(context if context is not None else CheckContext())
         if len(ds) == 0:  # map adds no columns to an empty dataset; nothing to check or remove
             report.results.append(CheckResult(check.describe(), 0, 0, 0))
             continue
         annotated = check.annotate(ds)
         kept = annotated.filter(check.keep, desc=f"filter {check.name}")
         examples_removed = _removed_examples(annotated, check, examples, text_column)
-        result = CheckResult(check.describe(), len(annotated), len(annotated) - len(kept), len(kept), examples_removed)
-        logger.info("check %s: %d in, %d removed, %d kept", check.name, result.rows_in, result.removed, result.kept)
+        by_label = {}
+        if has_labels:
+            flags = annotated[check.flag_column]
+            by_label = dict(Counter(label for label, f in zip(_label_names(annotated, label_column), flags) if f))
+        relabelled = sum(annotated[f"{check.name}_relabelled"]) if f"{check.name}_relabelled" in annotated.column_names else 0
+        result = CheckResult(check.describe(), len(annotated), len(annotated) - len(kept), len(kept), examples_removed,
+                             by_label, relabelled)
+        logger.info("check %s: %d in, %d removed, %d kept%s", check.name, result.rows_in, result.removed, result.kept,
+                    f", {relabelled} relabelled" if relabelled else "")
         report.results.append(result)
         ds = kept
+    if has_labels:
+        after = Counter(_label_names(ds, label_column)) if len(ds) else Counter()
+        report.labels_after = {label: after.get(label, 0) for label in report.labels_before} | dict(after)
     return ds, report
+
+
+def _label_names(ds: Dataset, label_column: str) -> list[str]:
+    feature = ds.features.get(label_column)
+    values = ds[label_column]
+    if isinstance(feature, ClassLabel):
+        return [feature.names[v] for v in values]
+    return [str(v) for v in values]
 
 
 def _removed_examples(annotated: Dataset, check, n: int, text_column: str) -> list[str]:

@@ -1,0 +1,105 @@
+"""LLM-as-judge: the generation engine scores each synthetic row, one score and reason per criterion.
+
+The judge runs on the same vLLM engine as generation (same model and engine settings unless told
+otherwise), batched like generation, with a JSON schema that makes every answer parseable:
+`{"<criterion>_reason": str, "<criterion>": 1..5}` per criterion (the reason comes first, so the
+score follows from it). Scores become the columns `judge_<criterion>`, reasons `judge_<criterion>_reason`;
+a row is flagged when any score is below `min_score`. A row whose judgement could not be parsed keeps
+None scores, is not flagged, and is counted in `judge_parse_error`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from .basic import Check
+
+CRITERIA = {
+    "label_fit": "Does the message clearly belong to the intent {label!r} (and not to a neighbouring one)? "
+                 "1 = it belongs elsewhere or nowhere, 5 = a clear example of this intent.",
+    "plausibility": "Could a real customer have written this message to a bank's support chat? "
+                    "1 = no (meta-text, an answer instead of a question, gibberish), 5 = yes, entirely natural.",
+}
+
+SYSTEM = ("You review training data for a customer-support intent classifier. You answer only with the JSON "
+          "object asked for, and you are strict: most generated messages have flaws.")
+
+TEMPLATE = """Intent label: {label}
+Message: {text}
+
+Rate the message on each criterion from 1 to 5, giving a short reason first.
+{criteria}"""
+
+
+def judge_schema(criteria: tuple[str, ...], reason_chars: int = 160) -> dict:
+    properties: dict = {}
+    for name in criteria:
+        properties[f"{name}_reason"] = {"type": "string", "maxLength": reason_chars}
+        properties[name] = {"type": "integer", "enum": [1, 2, 3, 4, 5]}
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+
+
+@dataclass
+class Judge(Check):
+    """Flags rows that the LLM judge scores below `min_score` on any criterion (see the module docstring)."""
+
+    criteria: tuple[str, ...] = ("label_fit", "plausibility")
+    min_score: int = 3
+    model: str | None = None
+    temperature: float = 0.0
+    max_tokens: int = 192
+    column: str = "text"
+    label_column: str = "label"
+    engine: object = field(default=None, metadata={"report": False})  # EngineConfig; bound to generation's
+    name = "judge"
+    needs = ("engine",)
+
+    def __post_init__(self):
+        self.criteria = tuple(self.criteria)
+        unknown = set(self.criteria) - set(CRITERIA)
+        if unknown or not self.criteria:
+            raise ValueError(f"judge: criteria must be some of {list(CRITERIA)}, got {list(self.criteria)}")
+        if not 1 <= self.min_score <= 5:
+            raise ValueError(f"judge: min_score is on the 1-5 scale, got {self.min_score}")
+        self._class_names = None
+
+    def bind(self, context):
+        generator = (context.extra or {}).get("generator") if context is not None else None
+        if generator is not None and self.engine is None:
+            engine, model = generator
+            return replace(self, engine=engine, model=self.model if self.model is not None else model)
+        return self
+
+    def annotate(self, ds):
+        from datasets import ClassLabel
+
+        feature = ds.features.get(self.label_column)
+        self._class_names = list(feature.names) if isinstance(feature, ClassLabel) else None
+        return super().annotate(ds)
+
+    def generator(self):
+        from ..engine import EngineConfig
+        from ..generate import Generate
+
+        return Generate(model=self.model, engine=self.engine or EngineConfig(),
+                        sampling={"temperature": self.temperature, "max_tokens": self.max_tokens},
+                        json_schema=judge_schema(self.criteria), parser="json")
+
+    def messages(self, text: str | None, label) -> list[dict]:
+        label = self._class_names[label] if self._class_names is not None else label
+        criteria = "\n".join(f"- {name}: {CRITERIA[name].format(label=label)}" for name in self.criteria)
+        return [{"role": "system", "content": SYSTEM},
+                {"role": "user", "content": TEMPLATE.format(label=label, text=text or "", criteria=criteria)}]
+
+    def flag_batch(self, batch):
+        conversations = [self.messages(t, label) for t, label in zip(batch[self.column], batch[self.label_column])]
+        judged = self.generator()({"messages": conversations})
+        out = {f"{self.name}_parse_error": judged["parse_error"]}
+        flags = [False] * len(conversations)
+        for name in self.criteria:
+            scores = judged[name]
+            out[f"{self.name}_{name}"] = scores
+            out[f"{self.name}_{name}_reason"] = judged[f"{name}_reason"]
+            flags = [f or (s is not None and s < self.min_score) for f, s in zip(flags, scores)]
+        out[self.flag_column] = flags
+        return out

@@ -1,0 +1,93 @@
+"""Label consistency: does a classifier trained on the real rows give the synthetic row its label?"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .basic import Check
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LabelAgreement(Check):
+    """A classifier student (frozen sentence encoder + logistic head, as `compare` uses) is fitted on
+    the real rows; a synthetic row whose requested label is not among its `top_k` predictions is
+    dropped (`action: drop`) or given the top prediction (`action: relabel`; the requested label is
+    kept in `label_original`, and the row is kept). `label_agreement_score` is the probability the
+    classifier gives the requested label, `label_agreement_pred` its top label."""
+
+    top_k: int = 1
+    action: str = "drop"
+    encoder: str = "all-MiniLM-L6-v2"
+    c: float = 30.0
+    column: str = "text"
+    label_column: str = "label"
+    reference: tuple[tuple[str, str], ...] | None = field(default=None, metadata={"report": False})
+    name = "label_agreement"
+    needs = ("real_texts", "real_labels")
+
+    def __post_init__(self):
+        if self.top_k < 1:
+            raise ValueError(f"label_agreement: top_k must be >= 1, got {self.top_k}")
+        if self.action not in ("drop", "relabel"):
+            raise ValueError(f"label_agreement: action must be drop or relabel, got {self.action!r}")
+        self._student = None
+        self._class_names: list[str] | None = None  # set by annotate when the label column is a ClassLabel
+
+    def annotate(self, ds):
+        from datasets import ClassLabel
+
+        feature = ds.features.get(self.label_column)
+        self._class_names = list(feature.names) if isinstance(feature, ClassLabel) else None
+        return super().annotate(ds)
+
+    def bind(self, context):
+        if self.reference is None:
+            texts = context.require("real_texts", self.name)
+            labels = context.require("real_labels", self.name)
+            return replace(self, reference=tuple(zip(texts, labels)))
+        return self
+
+    @property
+    def student(self):
+        if self._student is None:
+            from ..students.classifier import ClassifierConfig, train_classifier
+
+            if not self.reference:
+                raise ValueError("check label_agreement needs labelled real rows: LabelAgreement(reference=[(text, label), ...]) "
+                                 "or bind(context)")
+            texts, labels = zip(*self.reference)
+            self._student = train_classifier(list(texts), list(labels), ClassifierConfig(encoder=self.encoder, c=self.c))
+            logger.info("label_agreement: classifier fitted on %d real rows, %d labels", len(texts), len(set(labels)))
+        return self._student
+
+    def flag_batch(self, batch):
+        student = self.student
+        texts = [t or "" for t in batch[self.column]]
+        logits = student.logits(texts) if texts else np.zeros((0, len(student.labels)))
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True)) if len(texts) else logits
+        probs = probs / probs.sum(axis=1, keepdims=True) if len(texts) else probs
+        order = np.argsort(-probs, axis=1)[:, : self.top_k]
+        index = {name: i for i, name in enumerate(student.labels)}
+        names = self._class_names
+        requested = [names[label] if names is not None else str(label) for label in batch[self.label_column]]
+        score, pred, disagree = [], [], []
+        for row, label in enumerate(requested):
+            i = index.get(label)
+            score.append(round(float(probs[row, i]), 4) if i is not None else 0.0)
+            pred.append(student.labels[order[row, 0]])
+            disagree.append(i is None or i not in order[row])
+        out = {f"{self.name}_score": score, f"{self.name}_pred": pred}
+        if self.action == "relabel":
+            new = [p if d else label for p, d, label in zip(pred, disagree, requested)]
+            out[self.label_column] = [names.index(x) for x in new] if names is not None else new
+            out["label_original"] = list(batch[self.label_column])
+            out[self.flag_column] = [False] * len(texts)
+            out[f"{self.name}_relabelled"] = disagree
+        else:
+            out[self.flag_column] = disagree
+        return out

@@ -44,17 +44,11 @@ def ours(texts, threshold, num_perm):
 def with_datasketch(texts, threshold, num_perm):
     from datasketch import MinHash, MinHashLSH
 
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-    kept, flags = {}, []
-    for i, text in enumerate(texts):
+    def make(text):
         m = MinHash(num_perm=num_perm, seed=1)
         m.update_batch([s.encode() for s in shingles(text)])
-        dup = any(m.jaccard(kept[k]) >= threshold for k in lsh.query(m))
-        flags.append(dup)
-        if not dup:
-            lsh.insert(i, m)
-            kept[i] = m
-    return flags
+        return m
+    return greedy(texts, make, MinHashLSH(threshold=threshold, num_perm=num_perm), threshold)
 
 
 def with_rensa(texts, threshold, num_perm):
@@ -63,11 +57,19 @@ def with_rensa(texts, threshold, num_perm):
     bands, _ = optimal_bands(threshold, num_perm)
     while num_perm % bands:  # rensa needs bands to divide num_perm
         bands -= 1
-    lsh = RMinHashLSH(threshold, num_perm, bands)
-    kept, flags = {}, []
-    for i, text in enumerate(texts):
+
+    def make(text):
         m = RMinHash(num_perm, 1)
         m.update(list(shingles(text)))
+        return m
+    return greedy(texts, make, RMinHashLSH(threshold, num_perm, bands), threshold)
+
+
+def greedy(texts, make, lsh, threshold):
+    """The documented per-document loop both libraries are built for: query, then insert if new."""
+    kept, flags = {}, []
+    for i, text in enumerate(texts):
+        m = make(text)
         dup = any(m.jaccard(kept[k]) >= threshold for k in lsh.query(m))
         flags.append(dup)
         if not dup:

@@ -92,12 +92,13 @@ def arm_amounts(synthetic: Dataset, labels: Sequence[str], k: int, ratios: Seque
     those labels give what they have, as long as the rows missing are at most `max_shortfall` of the
     rows the ratio needs (the table shows the real count); beyond that the ratio is not run (rows is
     None), so a row called "2x" is never really "whatever was left". The "all" arm is left out when
-    the largest ratio that ran already took every kept row.
+    it would add less than a quarter to the rows of the largest ratio that ran (a near-repeat of
+    that arm, which costs a student and says nothing new).
     """
     kept = defaultdict(int)
     for label in synthetic["label"]:
         kept[label] += 1
-    out, took_all = [], False
+    out, largest = [], 0
     for ratio in ratios:
         need = rows_for(ratio, k)
         missing = sum(max(0, need - kept[label]) for label in labels)
@@ -105,11 +106,14 @@ def arm_amounts(synthetic: Dataset, labels: Sequence[str], k: int, ratios: Seque
             out.append((ratio, None))
             continue
         picked = take_per_label(synthetic, {label: min(need, kept[label]) for label in labels}, seed)
-        took_all = len(picked) == len(synthetic)
+        largest = len(picked)
         out.append((ratio, picked))
-    if not took_all:
+    if len(synthetic) > ALL_ARM_MIN_GAIN * largest:
         out.append((None, synthetic))
     return out
+
+
+ALL_ARM_MIN_GAIN = 1.25  # see arm_amounts
 
 
 def recipe_synthesizer(recipe: Recipe, per_label: int, test_texts: Sequence[str] | None = None) -> Synthesizer:
@@ -217,7 +221,7 @@ def run_compare(recipe: Recipe, synthesize: Synthesizer | None = None, student=N
             real_rows = _with_source(real, "real")
             run("real-only", 0.0, real_rows)
             arms = arm_amounts(synthetic, labels, k, ratios, draw_seed, cfg.max_shortfall)
-            bar.update(3 * (len(ratios) + 1 - len(arms)))  # an "all" arm that would repeat the largest ratio
+            bar.update(3 * (len(ratios) + 1 - len(arms)))  # an "all" arm that would nearly repeat the largest ratio
             for ratio, picked in arms:
                 if ratio is not None and picked is None:  # not enough kept rows for this ratio: not run
                     result.skipped.append({"draw": d, "k": k, "ratio": ratio, "kept": len(synthetic)})

@@ -46,7 +46,7 @@ def with_datasketch(texts, threshold, num_perm):
 
     def make(text):
         m = MinHash(num_perm=num_perm, seed=1)
-        m.update_batch([s.encode() for s in shingles(text)])
+        m.update_batch(list(shingles(text)))
         return m
     return greedy(texts, make, MinHashLSH(threshold=threshold, num_perm=num_perm), threshold)
 

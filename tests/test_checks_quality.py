@@ -123,6 +123,25 @@ def test_meta_text_flags_planted_rows_and_says_which_kind():
     assert sum(only["meta_text_flag"]) == 2
 
 
+CUSTOMER_LOOKALIKES = [  # real-sounding customer messages that share words with meta-text and refusals
+    "I'm afraid I can't log in to the app", "I'm not able to complete the transfer",
+    "I'm sorry, but I can't find where to top up", "Here's the message the app shows: card declined",
+    "I got a JSON error in the app", "Sure, can you tell me how to order a card?",
+    "The text will not arrive on my phone", "What does {} mean on my statement?",
+]
+
+
+def test_meta_text_keeps_customer_messages_that_only_look_like_meta_text():
+    out = MetaText().annotate(Dataset.from_dict({"text": CUSTOMER_LOOKALIKES}))
+    assert not any(out["meta_text_flag"]), [t for t, f in zip(CUSTOMER_LOOKALIKES, out["meta_text_flag"]) if f]
+
+
+def test_meta_text_gets_the_label_set_from_the_context():
+    ds = Dataset.from_dict({"text": ["card_arrival", "Where is my card?"], "label": ["card_arrival"] * 2})
+    kept, report = run_checks(ds, [MetaText()], context=CheckContext(labels=["card_arrival", "card_linking"]))
+    assert kept["text"] == ["Where is my card?"] and report.results[0].removed == 1
+
+
 def test_meta_text_leaves_real_messages_alone():
     """On every real banking77 message (13,083), only one is flagged: a test message that itself
     holds a placeholder ("Where is my transfer from [country]?")."""
@@ -154,6 +173,29 @@ def test_real_copies_flags_copies_and_near_copies_of_seeds_only():
     assert result.removed == 2 and result.examples_removed[0] == SEEDS[0]
     scores = RealCopies(reference=tuple(SEEDS)).annotate(Dataset.from_dict({"text": synthetic}))["real_copy_score"]
     assert scores[0] == 1.0 and 0.7 <= scores[1] < 1.0 and scores[2] < 0.3
+
+
+def test_real_copies_catch_lightly_edited_copies_near_the_threshold():
+    """Real messages with one or two words changed, exact Jaccard 0.7-0.85 to their source: at
+    threshold 0.7 (almost) all are caught, and thousands of copies of one seed are all caught."""
+    rng = random.Random(0)
+    sources = [r["text"] for r in banking("train")[:3000] if len(r["text"].split()) >= 8]
+    edited, seeds = [], []
+    for text in sources:
+        words = text.split()
+        i = rng.randrange(len(words))
+        candidate = " ".join(words[:i] + ["please"] + words[i + 1:])
+        if 0.7 <= jaccard(text, candidate) < 0.85:
+            edited.append(candidate)
+            seeds.append(text)
+        if len(edited) == 300:
+            break
+    best, of = nearest_in(edited, seeds, 0.7)
+    caught = sum(b >= 0.7 for b in best)
+    assert len(edited) == 300 and caught >= 297
+    copies = [SEEDS[0]] * 1500
+    best, _ = nearest_in(copies, SEEDS, 0.7)
+    assert all(b == 1.0 for b in best)
 
 
 def test_nearest_in_returns_the_reference_row():
@@ -209,7 +251,8 @@ def test_label_agreement_drops_rows_whose_label_the_real_classifier_rejects():
     assert report.results[0].removed == sum(flags)
     assert sum(report.results[0].removed_by_label.values()) == sum(flags)
     assert report.labels_before == {label: 6 for label in labels}
-    assert sum(report.labels_after.values()) == len(kept)
+    removed = report.results[0].removed_by_label
+    assert report.labels_after == {label: 6 - removed.get(label, 0) for label in labels}
 
 
 def test_label_agreement_relabel_keeps_rows_and_records_the_change():
@@ -226,8 +269,13 @@ def test_label_agreement_relabel_keeps_rows_and_records_the_change():
 def test_label_agreement_reads_class_label_columns():
     ds, wrong, context, labels = _real_and_planted()
     typed = ds.cast(Features({"text": Value("string"), "label": ClassLabel(names=labels)}))
-    flags = LabelAgreement().bind(context).annotate(typed)["label_agreement_flag"]
-    assert flags == LabelAgreement().bind(context).annotate(ds)["label_agreement_flag"]
+    check = LabelAgreement().bind(context)
+    flags = check.annotate(ds)["label_agreement_flag"]
+    assert check.annotate(typed)["label_agreement_flag"] == flags
+    assert typed.map(check, batched=True)["label_agreement_flag"] == flags  # plain map: names from the context
+    relabelled = LabelAgreement(action="relabel").bind(context).annotate(typed)
+    assert relabelled.features["label_original"] == typed.features["label"]
+    assert relabelled.features["label"] == typed.features["label"]
 
 
 # --- the report ------------------------------------------------------------------------------------
@@ -313,6 +361,21 @@ def test_judge_scores_are_columns_and_low_scores_are_filtered(fake_engine, monke
     assert not any(lenient["judge_flag"])
 
 
+def test_judge_column_types_hold_across_batches(fake_engine, monkeypatch):
+    """A first batch without parse errors, a later one with one: the columns keep their types."""
+    from synth_datasets.checks import Judge
+    from synth_datasets.engine import EngineConfig
+
+    def responder(conversation):
+        return "not json" if "message 9" in conversation[-1]["content"] else _judge_responder(conversation)
+
+    monkeypatch.setattr(fake_engine, "responder", staticmethod(responder))
+    ds = Dataset.from_dict({"text": [f"card message {i}" for i in range(10)], "label": ["card_arrival"] * 10})
+    out = Judge(engine=EngineConfig(backend="fake"), batch_size=4).annotate(ds)
+    assert out["judge_label_fit"] == [5] * 9 + [None] and out["judge_parse_error"][9]
+    assert fake_engine.calls == [4, 4, 2]
+
+
 def test_judge_keeps_rows_whose_judgement_did_not_parse(fake_engine, monkeypatch):
     from synth_datasets.checks import Judge
     from synth_datasets.engine import EngineConfig
@@ -325,14 +388,21 @@ def test_judge_keeps_rows_whose_judgement_did_not_parse(fake_engine, monkeypatch
 
 @pytest.mark.slow
 def test_judge_on_the_real_engine_writes_valid_scores(real_engine_config):
+    """The embedded 135M model as judge: the grammar constrains every answer, but a small model can
+    still run out of tokens inside it; such a row must carry its reason in judge_parse_error, keep
+    None scores and stay unflagged, and every parsed row must hold scores on the 1-5 scale."""
     from synth_datasets.checks import Judge
 
     texts = ["I ordered a new card last week and it still has not arrived.", "Here's a rewritten version of the message:",
              "What exchange rate do you use for dollars?", "card_arrival"]
     ds = Dataset.from_dict({"text": texts, "label": ["card_arrival"] * 4})
     out = Judge(engine=real_engine_config).annotate(ds)
-    assert all(e is None for e in out["judge_parse_error"])  # the grammar makes every answer parse
-    for name in ("judge_label_fit", "judge_plausibility"):
-        assert all(s in (1, 2, 3, 4, 5) for s in out[name])
-    assert all(isinstance(r, str) and r for r in out["judge_label_fit_reason"])
-    assert out["judge_flag"] == [any(out[n][i] < 3 for n in ("judge_label_fit", "judge_plausibility")) for i in range(4)]
+    parsed = [i for i, e in enumerate(out["judge_parse_error"]) if e is None]
+    assert parsed, out["judge_parse_error"]
+    for i in range(4):
+        scores = [out[n][i] for n in ("judge_label_fit", "judge_plausibility")]
+        if i in parsed:
+            assert all(s in (1, 2, 3, 4, 5) for s in scores) and out["judge_label_fit_reason"][i]
+            assert out["judge_flag"][i] == any(s < 3 for s in scores)
+        else:
+            assert scores == [None, None] and not out["judge_flag"][i] and out["judge_parse_error"][i]

@@ -201,9 +201,9 @@ def test_recipe_quality_checks_use_the_seeds_and_the_test_split(fake_engine, tmp
     seed_text = seeds["text"][0]
     test_text = next(r for r in load_dataset("csv", data_files=str(SHARED.with_name("test.csv")), split="train")["text"]
                      if len(r.split()) >= 10)
-    planted = [seed_text, test_text, "Sure! Here is a message: my card is late",
+    planted = [seed_text, test_text, "Sure! Here is a new message: my card is late",
                "My card still has not arrived after two weeks of waiting",
-               "My card still has not arrived after two weeks of waiting!!"]
+               "My card still has not arrived after two long weeks of waiting"]  # a near-duplicate
     calls = {"n": 0}
     words = sorted(set(" ".join(seeds["text"]).lower().split()))
     rng = random.Random(0)
@@ -216,13 +216,17 @@ def test_recipe_quality_checks_use_the_seeds_and_the_test_split(fake_engine, tmp
     monkeypatch.setattr(fake_engine, "responder", staticmethod(responder))
     folder, report = run_recipe(recipe)
     removed = {r.check["name"]: r.removed for r in report.results}
-    assert removed == {"parsed": 0, "meta_text": 1, "exact_dedup": 1, "near_dedup": 0, "real_copy": 1, "decontaminate": 1}
+    assert removed == {"parsed": 0, "meta_text": 1, "exact_dedup": 0, "near_dedup": 1, "real_copy": 1, "decontaminate": 1}
     kept = load_dataset(str(folder))["train"]["text"]
     assert not set(planted[:3]) & set(kept) and planted[3] in kept
     card = (folder / "README.md").read_text()
-    assert "Removed by real_copy, for example:" in card and "| decontaminate | n=8, min_words=4, column=text |" in card
+    assert "Removed by real_copy, for example:" in card and "| decontaminate | n=8, min_words=4, short_coverage=0.6, column=text |" in card
     provenance = json.loads((folder / "provenance.json").read_text())
-    assert sum(provenance["checks"]["labels"]["after"].values()) == len(kept)
+    labels, removed_by = provenance["checks"]["labels"], Counter()
+    for check in provenance["checks"]["checks"]:
+        removed_by.update(check["removed_by_label"])
+    assert sum(labels["before"].values()) == 92 and sum(removed_by.values()) == 4
+    assert labels["after"] == {label: n - removed_by[label] for label, n in labels["before"].items()}
 
 
 def test_decontaminate_without_a_test_split_is_a_recipe_error(tmp_path):

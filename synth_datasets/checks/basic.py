@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 from datasets import Dataset, Features, Value
 
@@ -43,6 +45,17 @@ class Check:
     def bind(self, context) -> "Check":
         """A copy with what `needs` names taken from `context` (a CheckContext); self when nothing is needed."""
         return self
+
+    def __getstate__(self):
+        # `datasets` fingerprints a map function by pickling it, and a dataclass pickles as its class
+        # name and fields: without the code's digest a changed regex or algorithm would be served
+        # stale results from the cache.
+        return {**self.__dict__, "_code": _code_digest(type(self))}
+
+    def __setstate__(self, state):
+        state = dict(state)
+        state.pop("_code", None)
+        self.__dict__.update(state)
 
     def describe(self) -> dict:
         """The check's name and settings, for the report and the card (reference data left out)."""
@@ -100,6 +113,22 @@ class ExactDuplicates(Check):
 
     def hash_batch(self, batch):
         return {f"{self.name}_score": [None if t is None else _digest(normalize_text(t)) for t in batch[self.column]]}
+
+
+@functools.lru_cache(maxsize=None)
+def _code_digest(cls) -> str:
+    """The package version and a digest of the code checks run: this package (checks/) and the
+    modules its checks call into (embeddings, the classifier student)."""
+    from .. import __version__
+
+    here = Path(__file__).parent
+    files = sorted(here.glob("*.py")) + [here.parent / "embeddings.py", here.parent / "students" / "classifier.py",
+                                         here.parent / "students" / "encoder.py"]
+    digest = hashlib.sha1(__version__.encode())
+    for path in files:
+        if path.exists():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def normalize_text(text: str) -> str:

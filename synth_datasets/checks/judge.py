@@ -10,9 +10,12 @@ None scores, is not flagged, and is counted in `judge_parse_error`.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 
 from .basic import Check
+
+logger = logging.getLogger(__name__)
 
 CRITERIA = {
     "label_fit": "Does the message clearly belong to the intent {label!r} (and not to a neighbouring one)? "
@@ -31,7 +34,7 @@ Rate the message on each criterion from 1 to 5, giving a short reason first.
 {criteria}"""
 
 
-def judge_schema(criteria: tuple[str, ...], reason_chars: int = 160) -> dict:
+def judge_schema(criteria: tuple[str, ...], reason_chars: int = 120) -> dict:
     properties: dict = {}
     for name in criteria:
         properties[f"{name}_reason"] = {"type": "string", "maxLength": reason_chars}
@@ -47,10 +50,12 @@ class Judge(Check):
     min_score: int = 3
     model: str | None = None
     temperature: float = 0.0
-    max_tokens: int = 192
+    max_tokens: int = 320
     column: str = "text"
     label_column: str = "label"
+    batch_size: int = 1000
     engine: object = field(default=None, metadata={"report": False})  # EngineConfig; bound to generation's
+    label_names: tuple[str, ...] | None = field(default=None, metadata={"report": False})  # for integer labels
     name = "judge"
     needs = ("engine",)
 
@@ -61,32 +66,46 @@ class Judge(Check):
             raise ValueError(f"judge: criteria must be some of {list(CRITERIA)}, got {list(self.criteria)}")
         if not 1 <= self.min_score <= 5:
             raise ValueError(f"judge: min_score is on the 1-5 scale, got {self.min_score}")
-        self._class_names = None
 
     def bind(self, context):
+        out = self
+        if context is not None and context.labels is not None and self.label_names is None:
+            out = replace(out, label_names=tuple(context.labels))
         generator = (context.extra or {}).get("generator") if context is not None else None
-        if generator is not None and self.engine is None:
+        if generator is not None and out.engine is None:
             engine, model = generator
-            return replace(self, engine=engine, model=self.model if self.model is not None else model)
-        return self
+            out = replace(out, engine=engine, model=out.model if out.model is not None else model)
+        return out
 
     def annotate(self, ds):
-        from datasets import ClassLabel
+        from datasets import ClassLabel, Features, Value
 
         feature = ds.features.get(self.label_column)
-        self._class_names = list(feature.names) if isinstance(feature, ClassLabel) else None
-        return super().annotate(ds)
+        me = replace(self, label_names=tuple(feature.names)) if isinstance(feature, ClassLabel) else self
+        # fixed types: a first batch whose parse errors (or scores) are all None would otherwise type
+        # the column as null, and a later batch with a value could not be written
+        columns = {f"{self.name}_parse_error": Value("string"), self.flag_column: Value("bool")}
+        for name in self.criteria:
+            columns[f"{self.name}_{name}"] = Value("int64")
+            columns[f"{self.name}_{name}_reason"] = Value("string")
+        return ds.map(me, batched=True, batch_size=self.batch_size, desc=f"check {self.name}",
+                      features=Features({**ds.features, **columns}))
 
     def generator(self):
         from ..engine import EngineConfig
         from ..generate import Generate
+
+        if self.engine is None and self.model is None:
+            logger.warning("judge: no engine given (run it from a recipe, or pass engine=/model=): "
+                           "judging with the embedded 135M model")
 
         return Generate(model=self.model, engine=self.engine or EngineConfig(),
                         sampling={"temperature": self.temperature, "max_tokens": self.max_tokens},
                         json_schema=judge_schema(self.criteria), parser="json")
 
     def messages(self, text: str | None, label) -> list[dict]:
-        label = self._class_names[label] if self._class_names is not None else label
+        if isinstance(label, int) and not isinstance(label, bool) and self.label_names is not None:
+            label = self.label_names[label]
         criteria = "\n".join(f"- {name}: {CRITERIA[name].format(label=label)}" for name in self.criteria)
         return [{"role": "system", "content": SYSTEM},
                 {"role": "user", "content": TEMPLATE.format(label=label, text=text or "", criteria=criteria)}]

@@ -27,6 +27,7 @@ class LabelAgreement(Check):
     column: str = "text"
     label_column: str = "label"
     reference: tuple[tuple[str, str], ...] | None = field(default=None, metadata={"report": False})
+    label_names: tuple[str, ...] | None = field(default=None, metadata={"report": False})  # for integer ids
     name = "label_agreement"
     needs = ("real_texts", "real_labels")
 
@@ -36,21 +37,32 @@ class LabelAgreement(Check):
         if self.action not in ("drop", "relabel"):
             raise ValueError(f"label_agreement: action must be drop or relabel, got {self.action!r}")
         self._student = None
-        self._class_names: list[str] | None = None  # set by annotate when the label column is a ClassLabel
 
     def annotate(self, ds):
         from datasets import ClassLabel
 
         feature = ds.features.get(self.label_column)
-        self._class_names = list(feature.names) if isinstance(feature, ClassLabel) else None
-        return super().annotate(ds)
+        me = replace(self, label_names=tuple(feature.names)) if isinstance(feature, ClassLabel) else self
+        out = ds.map(me, batched=True, batch_size=1000, desc=f"check {self.name}")
+        if isinstance(feature, ClassLabel) and "label_original" in out.column_names:
+            out = out.cast_column("label_original", feature)
+        return out
 
     def bind(self, context):
+        out = self
         if self.reference is None:
             texts = context.require("real_texts", self.name)
             labels = context.require("real_labels", self.name)
-            return replace(self, reference=tuple(zip(texts, labels)))
-        return self
+            out = replace(out, reference=tuple(zip(texts, (str(label) for label in labels))))
+        if out.label_names is None and context.labels is not None:
+            out = replace(out, label_names=tuple(str(label) for label in context.labels))
+        return out
+
+    def _name(self, label) -> str:
+        """A label value as a name: integer ids (ClassLabel columns) through `label_names`."""
+        if isinstance(label, int) and not isinstance(label, bool) and self.label_names is not None:
+            return self.label_names[label]
+        return str(label)
 
     @property
     def student(self):
@@ -61,7 +73,8 @@ class LabelAgreement(Check):
                 raise ValueError("check label_agreement needs labelled real rows: LabelAgreement(reference=[(text, label), ...]) "
                                  "or bind(context)")
             texts, labels = zip(*self.reference)
-            self._student = train_classifier(list(texts), list(labels), ClassifierConfig(encoder=self.encoder, c=self.c))
+            labels = [self._name(label) for label in labels]
+            self._student = train_classifier(list(texts), labels, ClassifierConfig(encoder=self.encoder, c=self.c))
             logger.info("label_agreement: classifier fitted on %d real rows, %d labels", len(texts), len(set(labels)))
         return self._student
 
@@ -73,8 +86,8 @@ class LabelAgreement(Check):
         probs = probs / probs.sum(axis=1, keepdims=True) if len(texts) else probs
         order = np.argsort(-probs, axis=1)[:, : self.top_k]
         index = {name: i for i, name in enumerate(student.labels)}
-        names = self._class_names
-        requested = [names[label] if names is not None else str(label) for label in batch[self.label_column]]
+        originals = list(batch[self.label_column])
+        requested = [self._name(label) for label in originals]
         score, pred, disagree = [], [], []
         for row, label in enumerate(requested):
             i = index.get(label)
@@ -84,8 +97,9 @@ class LabelAgreement(Check):
         out = {f"{self.name}_score": score, f"{self.name}_pred": pred}
         if self.action == "relabel":
             new = [p if d else label for p, d, label in zip(pred, disagree, requested)]
-            out[self.label_column] = [names.index(x) for x in new] if names is not None else new
-            out["label_original"] = list(batch[self.label_column])
+            ids = originals and isinstance(originals[0], int) and self.label_names is not None
+            out[self.label_column] = [self.label_names.index(x) for x in new] if ids else new
+            out["label_original"] = originals
             out[self.flag_column] = [False] * len(texts)
             out[f"{self.name}_relabelled"] = disagree
         else:

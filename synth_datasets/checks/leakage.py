@@ -38,19 +38,22 @@ class RealCopies(Check):
         return {f"{self.name}_score": [round(b, 4) for b in best], self.flag_column: [b >= self.threshold for b in best]}
 
 
-def word_ngrams(text: str | None, sizes: tuple[int, ...]) -> set[str]:
-    words = normalize_text(text or "").split()
-    return {" ".join(words[i:i + n]) for n in sizes for i in range(len(words) - n + 1)}
+def word_ngrams(words: list[str], n: int) -> set[str]:
+    return {" ".join(words[i:i + n]) for i in range(len(words) - n + 1)}
 
 
 @dataclass
 class Decontaminate(Check):
-    """Flags a synthetic row that shares a word n-gram (normalised text, n = `n`) with the evaluation
-    split. An evaluation text shorter than n words (but at least `min_words`) counts as one n-gram of
-    its own length, so short test rows are protected too. `decontaminate_score` counts shared n-grams."""
+    """Flags a synthetic row that overlaps the evaluation split: it shares a word n-gram (normalised
+    text, n = `n`, 13 as in GPT-3's decontamination) with a test text, or a test text shorter than n
+    words (at least `min_words`) makes up most of it (at least `short_coverage` of its words, read as
+    one contiguous run). The second rule protects short test rows without flagging every long row
+    that happens to contain a common short phrase ("i have not received my card").
+    `decontaminate_score` is the longest overlapping run found, in words (0 when clean)."""
 
-    n: int = 8
+    n: int = 13
     min_words: int = 4
+    short_coverage: float = 0.6
     column: str = "text"
     reference: tuple[str, ...] | None = field(default=None, metadata={"report": False})
     name = "decontaminate"
@@ -59,29 +62,41 @@ class Decontaminate(Check):
     def __post_init__(self):
         if not 1 <= self.min_words <= self.n:
             raise ValueError(f"decontaminate: need 1 <= min_words <= n, got min_words={self.min_words}, n={self.n}")
-        self._grams: set[str] | None = None
-        self._sizes: tuple[int, ...] = ()
+        if not 0 < self.short_coverage <= 1:
+            raise ValueError(f"decontaminate: short_coverage is a share of words in (0, 1], got {self.short_coverage}")
+        self._index: tuple[set[str], dict[int, set[str]]] | None = None
 
     def bind(self, context):
         if self.reference is None:
             return replace(self, reference=tuple(context.require("test_texts", self.name)))
         return self
 
-    def _index(self):
-        if self._grams is None:
+    def grams(self) -> tuple[set[str], dict[int, set[str]]]:
+        """(the test split's n-grams, {length: test texts shorter than n words, as word strings})."""
+        if self._index is None:
             if self.reference is None:
                 raise ValueError("check decontaminate needs the evaluation split: Decontaminate(reference=[...]) or bind(context)")
-            sizes, grams = {self.n}, set()
+            long_grams: set[str] = set()
+            short: dict[int, set[str]] = {}
             for text in self.reference:
                 words = normalize_text(text or "").split()
-                size = self.n if len(words) >= self.n else len(words)
-                if size >= self.min_words:
-                    sizes.add(size)
-                    grams |= {" ".join(words[i:i + size]) for i in range(len(words) - size + 1)}
-            self._grams, self._sizes = grams, tuple(sorted(sizes))
-        return self._grams, self._sizes
+                if len(words) >= self.n:
+                    long_grams |= word_ngrams(words, self.n)
+                elif len(words) >= self.min_words:
+                    short.setdefault(len(words), set()).add(" ".join(words))
+            self._index = (long_grams, short)
+        return self._index
+
+    def overlap(self, text: str | None) -> int:
+        long_grams, short = self.grams()
+        words = normalize_text(text or "").split()
+        if len(words) >= self.n and word_ngrams(words, self.n) & long_grams:
+            return self.n
+        for size in sorted(short, reverse=True):
+            if size <= len(words) and size >= self.short_coverage * len(words) and word_ngrams(words, size) & short[size]:
+                return size
+        return 0
 
     def flag_batch(self, batch):
-        grams, sizes = self._index()
-        shared = [len(word_ngrams(t, sizes) & grams) for t in batch[self.column]]
-        return {f"{self.name}_score": shared, self.flag_column: [s > 0 for s in shared]}
+        runs = [self.overlap(t) for t in batch[self.column]]
+        return {f"{self.name}_score": runs, self.flag_column: [r > 0 for r in runs]}

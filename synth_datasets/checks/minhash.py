@@ -9,8 +9,8 @@ shingle (what `datasketch.MinHash.update` does), which is where the speed comes 
   unlike Python's salted `hash`);
 - permutations: multiply-add-shift hashing, `(a * x + b) mod 2**64`, top 32 bits, one (a, b) pair
   per permutation from a seeded generator; the minimum per row is one `np.minimum.reduceat`;
-- banding: `bands x rows = num_perm`, chosen by the usual false-positive / false-negative
-  integral; candidate pairs share a band, and are then confirmed on their exact shingle sets, so
+- banding: `bands x rows <= num_perm`, chosen so that a pair at the threshold is a candidate with
+  probability >= 0.99, with the fewest false candidates below it; candidate pairs share a band, and are then confirmed on their exact shingle sets, so
   banding only decides what gets compared and a flagged pair really is above the threshold.
 """
 
@@ -25,26 +25,33 @@ import xxhash
 from .basic import normalize_text
 
 EMPTY = np.uint64(1 << 32)  # above every 32-bit hash value
-BAND_MARGIN = 0.1  # see near_duplicates  # signature value of a text with no shingles (never a real minimum)
+RECALL = 0.99  # chance that a pair exactly at the threshold becomes a candidate (see optimal_bands)
+ESTIMATE_SLACK = 0.12  # candidates whose signature estimate is this far below the threshold are not
+                       # compared exactly: 0.12 is over 3 standard deviations of a 128-permutation estimate  # signature value of a text with no shingles (never a real minimum)
 
 
-def shingles(text: str | None, ngram: int = 5, unit: str = "char") -> set[str]:
-    """The n-grams of the normalised text, as strings (for reading and tests; `signatures` computes
-    the same shingles vectorised). A text shorter than n is one shingle.
+def shingles(text: str | None, ngram: int = 5, unit: str = "char") -> set[bytes]:
+    """The n-grams of the normalised text as bytes, the same units `shingle_hashes` reads (UTF-8
+    bytes for "char", words for "word"), for reading, tests and the benchmarks. A text shorter
+    than n is one shingle.
 
     >>> sorted(shingles("Where is my card", ngram=2, unit="word"))
-    ['is my', 'my card', 'where is']
+    [b'is my', b'my card', b'where is']
     """
     norm = normalize_text(text or "")
-    items: Sequence[str] = norm.split() if unit == "word" else norm
-    if not items:
-        return set()
-    if len(items) <= ngram:
-        return {norm}
     if unit == "word":
-        return {" ".join(items[i:i + ngram]) for i in range(len(items) - ngram + 1)}
+        words = norm.split()
+        if not words:
+            return set()
+        if len(words) <= ngram:
+            return {norm.encode()}
+        return {" ".join(words[i:i + ngram]).encode() for i in range(len(words) - ngram + 1)}
     raw = norm.encode()
-    return {raw[i:i + ngram].decode(errors="replace") for i in range(len(raw) - ngram + 1)}
+    if not raw:
+        return set()
+    if len(raw) <= ngram:
+        return {raw}
+    return {raw[i:i + ngram] for i in range(len(raw) - ngram + 1)}
 
 
 def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -119,26 +126,28 @@ def signatures_of(hashes: np.ndarray, counts: np.ndarray, num_perm: int = 128, s
     return out
 
 
-def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
-    """(bands, rows) with bands * rows <= num_perm minimising false positives + false negatives at
-    `threshold` (equal weights), by numeric integration of the LSH S-curve."""
-    best, best_cost = (1, num_perm), float("inf")
-    s_low, s_high = np.linspace(0.0, threshold, 201), np.linspace(threshold, 1.0, 201)
-    for bands in range(1, num_perm + 1):
-        rows = num_perm // bands
-        if rows < 1:
-            break
-        fp = np.trapezoid(1 - (1 - s_low ** rows) ** bands, s_low)
-        fn = np.trapezoid((1 - s_high ** rows) ** bands, s_high)
-        if fp + fn < best_cost:
-            best, best_cost = (bands, rows), fp + fn
+def optimal_bands(threshold: float, num_perm: int, recall: float = RECALL) -> tuple[int, int]:
+    """(bands, rows), bands * rows <= num_perm, that make a pair at exactly `threshold` a candidate
+    with probability >= `recall` (1 - (1 - t**rows)**bands), with the fewest false candidates below
+    the threshold (the integral of the S-curve from 0 to threshold). Candidates are confirmed
+    exactly afterwards, so a false candidate costs a comparison, a missed one a missed duplicate."""
+    trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 has only trapz
+    s_low = np.linspace(0.0, threshold, 201)
+    best, best_cost = (num_perm, 1), float("inf")
+    for rows in range(1, num_perm + 1):
+        bands = num_perm // rows
+        if 1 - (1 - threshold ** rows) ** bands < recall:
+            continue
+        cost = trapezoid(1 - (1 - s_low ** rows) ** bands, s_low)
+        if cost < best_cost:
+            best, best_cost = (bands, rows), cost
     return best
 
 
 def candidate_pairs(sigs: np.ndarray, bands: int, rows: int, max_bucket: int = 1000) -> set[tuple[int, int]]:
     """(i, j), i < j, for rows that agree on every value of at least one band (EMPTY rows excluded).
-    A bucket larger than `max_bucket` is compared against its first member only, so a pathological
-    input (thousands of identical rows) stays linear."""
+    In a bucket larger than `max_bucket`, each row is paired with the bucket's first `max_bucket`
+    rows only, so a pathological input (thousands of identical rows) stays linear in its size."""
     pairs: set[tuple[int, int]] = set()
     index = np.flatnonzero(sigs[:, 0] != EMPTY)
     for band in range(bands):
@@ -154,10 +163,9 @@ def candidate_pairs(sigs: np.ndarray, bands: int, rows: int, max_bucket: int = 1
         for size in group_sizes:
             members = members_sorted[start:start + size].tolist()
             start += size
-            if size > max_bucket:
-                pairs.update((members[0], j) for j in members[1:])
-            else:
-                pairs.update((members[x], members[y]) for x in range(size) for y in range(x + 1, size))
+            # every member against every earlier member, or, in a huge bucket (thousands of rows
+            # sharing a band, e.g. copies of one text), against the bucket's first `max_bucket` ones
+            pairs.update((members[x], members[y]) for y in range(1, size) for x in range(min(y, max_bucket)))
     return pairs
 
 
@@ -167,15 +175,15 @@ def near_duplicates(texts: Sequence[str | None], threshold: float = 0.8, num_per
     """Greedy in row order: a row is flagged when its Jaccard similarity with an earlier *kept* row is
     >= threshold. Returns (flag, best similarity to an earlier row found, index of the kept row it repeats).
 
-    LSH banding (tuned for threshold - BAND_MARGIN, so pairs just above the threshold are rarely
-    missed) picks the candidate pairs; each is then confirmed on its exact shingle sets (verify="exact",
+    LSH banding (tuned so that a pair at the threshold is a candidate with probability >= 0.99) picks
+    the candidate pairs; each is then confirmed on its exact shingle sets (verify="exact",
     the default: no false positives) or on the signature estimate (verify="estimate"). Deterministic:
     the same rows in the same order give the same flags."""
     if verify not in ("exact", "estimate"):
         raise ValueError(f"near_dedup: verify must be exact or estimate, got {verify!r}")
     hashes, counts = shingle_hashes(texts, ngram, unit)
     sigs = signatures_of(hashes, counts, num_perm=num_perm, seed=seed)
-    bands, rows = optimal_bands(max(threshold - BAND_MARGIN, 0.05), num_perm)
+    bands, rows = optimal_bands(threshold, num_perm)
     earlier: dict[int, list[int]] = defaultdict(list)
     for i, j in candidate_pairs(sigs, bands, rows):
         earlier[j].append(i)
@@ -191,7 +199,9 @@ def near_duplicates(texts: Sequence[str | None], threshold: float = 0.8, num_per
     flags, best, of = [False] * n, [0.0] * n, [None] * n
     for j in sorted(earlier):
         cands = sorted(earlier[j])
-        if verify == "exact":
+        if verify == "exact":  # only candidates whose estimate is within reach (3+ sd at 128 permutations)
+            estimate = (sigs[cands] == sigs[j]).mean(axis=1)
+            cands = [i for i, e in zip(cands, estimate.tolist()) if e >= threshold - ESTIMATE_SLACK]
             sims = [len(shingle_set(i) & shingle_set(j)) / len(shingle_set(i) | shingle_set(j)) for i in cands]
         else:
             sims = (sigs[cands] == sigs[j]).mean(axis=1).tolist()
@@ -207,25 +217,31 @@ def nearest_in(texts: Sequence[str | None], reference: Sequence[str | None], thr
                ) -> tuple[list[float], list[int | None]]:
     """For each text, the highest exact Jaccard similarity to a reference text among the LSH
     candidates for `threshold` (so values well below it read as 0.0), and that reference's index."""
-    n = len(texts)
-    hashes, counts = shingle_hashes(list(texts) + list(reference), ngram, unit)
-    sigs = signatures_of(hashes, counts, num_perm=num_perm, seed=seed)
-    bands, rows = optimal_bands(max(threshold - BAND_MARGIN, 0.05), num_perm)
+    m = len(reference)
+    hashes, counts = shingle_hashes(list(reference) + list(texts), ngram, unit)  # references first: in a
+    sigs = signatures_of(hashes, counts, num_perm=num_perm, seed=seed)           # huge bucket they lead
+    bands, rows = optimal_bands(threshold, num_perm)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
 
     def shingle_set(i: int) -> set:
         return set(hashes[starts[i]:starts[i] + counts[i]].tolist())
 
+    n = len(texts)
     best, of = [0.0] * n, [None] * n
     cross: dict[int, list[int]] = defaultdict(list)
     for i, j in candidate_pairs(sigs, bands, rows):
-        if i < n <= j:
-            cross[i].append(j)
-    for i, refs in cross.items():
-        mine = shingle_set(i)
-        for j in sorted(refs):
-            other = shingle_set(j)
+        if i < m <= j:
+            cross[j].append(i)
+    for j, refs in cross.items():
+        refs = sorted(refs)
+        estimate = (sigs[refs] == sigs[j]).mean(axis=1)
+        refs = [i for i, e in zip(refs, estimate.tolist()) if e >= threshold - ESTIMATE_SLACK]
+        if not refs:
+            continue
+        mine = shingle_set(j)
+        for i in refs:
+            other = shingle_set(i)
             sim = len(mine & other) / len(mine | other)
-            if sim > best[i]:
-                best[i], of[i] = sim, j - n
+            if sim > best[j - m]:
+                best[j - m], of[j - m] = sim, i
     return best, of

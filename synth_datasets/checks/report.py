@@ -70,7 +70,8 @@ def run_checks(ds: Dataset, checks: Sequence, *, context=None, examples: int = 3
                label_column: str = "label") -> tuple[Dataset, CheckReport]:
     """Annotate then filter with each check in order; return the kept rows and the report.
 
-    Checks that need reference data (`check.needs`) are bound to `context` (a CheckContext) first.
+    Every check is bound to `context` (a CheckContext) first: checks that need reference data
+    (`check.needs`) take it from there, and optional inputs (the label set for `meta_text`) too.
     Flag and score columns stay on the kept rows, so the data shows why each row survived.
     """
     report = CheckReport()
@@ -78,8 +79,7 @@ def run_checks(ds: Dataset, checks: Sequence, *, context=None, examples: int = 3
     if has_labels:
         report.labels_before = dict(Counter(_label_names(ds, label_column)))
     for check in checks:
-        if check.needs:
-            check = check.bind(context if context is not None else CheckContext())
+        check = check.bind(context if context is not None else CheckContext())
         if len(ds) == 0:  # map adds no columns to an empty dataset; nothing to check or remove
             report.results.append(CheckResult(check.describe(), 0, 0, 0))
             continue

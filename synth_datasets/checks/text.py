@@ -15,24 +15,27 @@ from .basic import Check, normalize_text
 
 KINDS = ("refusal", "meta", "placeholder", "label_echo")
 
+_QUALIFIER = r"(?:rewritten|paraphrased|revised|reworded|new|sample|example|generated|another|alternative|possible|simple|custom|short|customer)"
+_OBJECT = r"(?:version|rewrite|paraphrase|message|text|sentence|example|query|request|response|output)s?"
 _META = re.compile(
-    r"^\s*(?:sure|certainly|of course|absolutely)\b\s*[,!.:]"                        # "Sure! Here is..."
-    r"|\bhere(?:'s|’s| is| are)\s+(?:(?:a|an|the|your|my|one|some|another)\s+)?(?:\w+\s+){0,3}?"
-    r"(?:version|rewrite|paraphrase|message|text|sentence|example|sample|json|object|response|output|query)s?\b"
-    r"|\b(?:rewritten|paraphrased|revised|reworded)\s+(?:version|message|text|sentence|query)\b"
-    r"|\bas an ai\b|\blanguage model\b"
-    r"|\b(?:this|the|your)\s+(?:message|text)\s+(?:is about|contains|should|will)\b"
-    r"|\bjson\b|\bintent(?:ion)?\s*(?:label|:)"
+    r"^\W*(?:sure|certainly|of course|absolutely)\b[\s,!.:]*(?:here|i can|i'll|i will|below)\b"   # "Sure! Here is..."
+    rf"|^\W*here(?:'s|’s| is| are)\s+(?:(?:a|an|the|your|my|one|some)\s+)?(?:\w+\s+){{0,2}}?{_QUALIFIER}\s+{_OBJECT}\b"
+    rf"|\bhere(?:'s|’s| is| are)\s+(?:(?:a|an|the|your|my|one|some)\s+)?{_QUALIFIER}\s+{_OBJECT}\b"
+    rf"|\b(?:rewritten|paraphrased|revised|reworded)\s+{_OBJECT}\b"
+    r"|\bas an ai\b|\bai language model\b|\bjson (?:object|format|response|output)\b"
+    r"|^\W*this (?:message|text) (?:is about|contains|is written|describes)\b|\bthe (?:above|following) (?:message|text)\b"
+    r"|\bintent(?:ion)?\s*(?:label|:)"
     r"|^\s*(?:text|message|customer message|output|answer|response)\s*\d*\s*:",
     re.IGNORECASE)
 _REFUSAL = re.compile(
-    r"\bI(?:'m|’m| am)\s+(?:sorry|afraid),?\s+(?:but\s+)?(?:I\s+)?(?:can(?:no|'|’)t|am unable|'m unable|am not able|cannot)\b"
-    r"|\bI(?:'m|’m| am)\s+(?:unable|not able)\s+to\s+(?:assist|help|fulfil+|provide|comply|complete)\b"
-    r"|\bI\s+can(?:no|'|’)t\s+(?:assist|help)\s+(?:you\s+)?with\s+(?:that|this)\b",
+    r"^\W*(?:\w+\W+){0,3}?I(?:'m|’m| am)\s+(?:sorry|afraid),?\s+(?:but\s+)?(?:I\s+)?(?:can(?:no|'|’)t|am unable to|'m unable to|am not able to|cannot)"
+    r"\s+(?:help|assist|fulfil+|provide|comply|complete|process|do)\s+(?:you\s+)?(?:with\s+)?(?:that|this|your|the)\s+(?:request|query|question|task|situation)"
+    r"|\bI(?:'m|’m| am)\s+(?:unable|not able)\s+to\s+(?:assist|help|fulfil+|comply)\s+(?:you\s+)?(?:with\s+)?(?:that|this|your)\s+(?:request|query|question)"
+    r"|\bI\s+can(?:no|'|’)t\s+(?:assist|help)\s+(?:you\s+)?with\s+(?:that|this)\s*(?:request|query)?\s*[.!]",
     re.IGNORECASE)
 _PLACEHOLDER = re.compile(
     r"\[[^\]\n]{1,60}\]"                 # [Account_Name], [date], [insert amount]
-    r"|\{[^}\n]{0,40}\}"                 # {label}, {dest}
+    r"|\{[A-Za-z_#][^}\n]{0,40}\}"        # {label}, {dest}
     r"|<[A-Za-z_][A-Za-z0-9_ ]{1,40}>"   # <name>
     r"|\bX{3,}\b")                       # XXXX
 _PATTERNS = {"meta": _META, "refusal": _REFUSAL, "placeholder": _PLACEHOLDER}

@@ -10,8 +10,9 @@ shingle (what `datasketch.MinHash.update` does), which is where the speed comes 
 - permutations: multiply-add-shift hashing, `(a * x + b) mod 2**64`, top 32 bits, one (a, b) pair
   per permutation from a seeded generator; the minimum per row is one `np.minimum.reduceat`;
 - banding: `bands x rows <= num_perm`, chosen so that a pair at the threshold is a candidate with
-  probability >= 0.99, with the fewest false candidates below it; candidate pairs share a band, and are then confirmed on their exact shingle sets, so
-  banding only decides what gets compared and a flagged pair really is above the threshold.
+  probability >= 0.99, with the fewest false candidates below it; candidate pairs share a band,
+  those whose signature estimate is within reach of the threshold are confirmed on their exact
+  shingle sets, so a flagged pair really is above the threshold.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ import xxhash
 
 from .basic import normalize_text
 
-EMPTY = np.uint64(1 << 32)  # above every 32-bit hash value
+EMPTY = np.uint64(1 << 32)  # the signature of a text with no shingles: above every 32-bit hash value
 RECALL = 0.99  # chance that a pair exactly at the threshold becomes a candidate (see optimal_bands)
-ESTIMATE_SLACK = 0.12  # candidates whose signature estimate is this far below the threshold are not
-                       # compared exactly: 0.12 is over 3 standard deviations of a 128-permutation estimate  # signature value of a text with no shingles (never a real minimum)
+# Candidates whose signature estimate is this far below the threshold are not compared exactly:
+# 0.12 is over 3 standard deviations of a 128-permutation estimate near the usual thresholds.
+ESTIMATE_SLACK = 0.12
 
 
 def shingles(text: str | None, ngram: int = 5, unit: str = "char") -> set[bytes]:
@@ -176,8 +178,9 @@ def near_duplicates(texts: Sequence[str | None], threshold: float = 0.8, num_per
     >= threshold. Returns (flag, best similarity to an earlier row found, index of the kept row it repeats).
 
     LSH banding (tuned so that a pair at the threshold is a candidate with probability >= 0.99) picks
-    the candidate pairs; each is then confirmed on its exact shingle sets (verify="exact",
-    the default: no false positives) or on the signature estimate (verify="estimate"). Deterministic:
+    the candidate pairs; each whose signature estimate is within ESTIMATE_SLACK of the threshold is
+    then confirmed on its exact shingle sets (verify="exact", the default: no false positives) or
+    taken on the estimate (verify="estimate"). Deterministic:
     the same rows in the same order give the same flags."""
     if verify not in ("exact", "estimate"):
         raise ValueError(f"near_dedup: verify must be exact or estimate, got {verify!r}")

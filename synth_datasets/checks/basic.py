@@ -131,6 +131,13 @@ def _code_digest(cls) -> str:
     return digest.hexdigest()
 
 
+def label_name(label, names) -> str:
+    """A label value as a name: integer ids (a ClassLabel column's) through `names`, others as str."""
+    if isinstance(label, int) and not isinstance(label, bool) and names is not None:
+        return names[label]
+    return str(label)
+
+
 def normalize_text(text: str) -> str:
     """Lower case, accents and punctuation dropped, whitespace collapsed.
 

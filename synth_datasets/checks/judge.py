@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 
-from .basic import Check
+from .basic import Check, label_name
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +104,7 @@ class Judge(Check):
                         json_schema=judge_schema(self.criteria), parser="json")
 
     def messages(self, text: str | None, label) -> list[dict]:
-        if isinstance(label, int) and not isinstance(label, bool) and self.label_names is not None:
-            label = self.label_names[label]
+        label = label_name(label, self.label_names)
         criteria = "\n".join(f"- {name}: {CRITERIA[name].format(label=label)}" for name in self.criteria)
         return [{"role": "system", "content": SYSTEM},
                 {"role": "user", "content": TEMPLATE.format(label=label, text=text or "", criteria=criteria)}]

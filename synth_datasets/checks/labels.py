@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .basic import Check
+from .basic import Check, label_name
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +59,7 @@ class LabelAgreement(Check):
         return out
 
     def _name(self, label) -> str:
-        """A label value as a name: integer ids (ClassLabel columns) through `label_names`."""
-        if isinstance(label, int) and not isinstance(label, bool) and self.label_names is not None:
-            return self.label_names[label]
-        return str(label)
+        return label_name(label, self.label_names)
 
     @property
     def student(self):

@@ -8,8 +8,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-from datasets import ClassLabel, Dataset
+from datasets import Dataset
 
+from ..tasks.classification import label_names
 from .context import CheckContext
 
 logger = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def run_checks(ds: Dataset, checks: Sequence, *, context=None, examples: int = 3
     report = CheckReport()
     has_labels = label_column in ds.column_names
     if has_labels:
-        report.labels_before = dict(Counter(_label_names(ds, label_column)))
+        report.labels_before = dict(Counter(label_names(ds, label_column)))
     for check in checks:
         check = check.bind(context if context is not None else CheckContext())
         if len(ds) == 0:  # map adds no columns to an empty dataset; nothing to check or remove
@@ -89,7 +90,7 @@ def run_checks(ds: Dataset, checks: Sequence, *, context=None, examples: int = 3
         by_label = {}
         if has_labels:
             flags = annotated[check.flag_column]
-            by_label = dict(Counter(label for label, f in zip(_label_names(annotated, label_column), flags) if f))
+            by_label = dict(Counter(label for label, f in zip(label_names(annotated, label_column), flags) if f))
         relabelled = sum(annotated[f"{check.name}_relabelled"]) if f"{check.name}_relabelled" in annotated.column_names else 0
         result = CheckResult(check.describe(), len(annotated), len(annotated) - len(kept), len(kept), examples_removed,
                              by_label, relabelled)
@@ -98,17 +99,9 @@ def run_checks(ds: Dataset, checks: Sequence, *, context=None, examples: int = 3
         report.results.append(result)
         ds = kept
     if has_labels:
-        after = Counter(_label_names(ds, label_column)) if len(ds) else Counter()
+        after = Counter(label_names(ds, label_column)) if len(ds) else Counter()
         report.labels_after = {label: after.get(label, 0) for label in report.labels_before} | dict(after)
     return ds, report
-
-
-def _label_names(ds: Dataset, label_column: str) -> list[str]:
-    feature = ds.features.get(label_column)
-    values = ds[label_column]
-    if isinstance(feature, ClassLabel):
-        return [feature.names[v] for v in values]
-    return [str(v) for v in values]
 
 
 def _removed_examples(annotated: Dataset, check, n: int, text_column: str) -> list[str]:

@@ -97,8 +97,37 @@ def render_card(dsdict: DatasetDict, provenance: dict, files: dict[str, str] | N
         label_rows=provenance.get("labels", []),
         checks=checks,
         parse_errors=provenance.get("parse_errors", []),
+        diversity=_diversity_rows(provenance.get("checks", {}).get("diversity")),
+        families_not_run=_families_not_run(checks),
         small_model=any(m in str(gen.get("model")) for m in SMALL_MODEL_MARKERS),
     )
+
+
+def _diversity_rows(diversity: dict | None) -> dict | None:
+    """Overall and per-label figures as 'before -> after' cells for the card's diversity table."""
+    if not diversity:
+        return None
+    before, after = diversity["before"], diversity["after"]
+    keys = ("rows", "distinct_1", "distinct_2", "mean_pairwise_distance", "near_duplicate_share")
+
+    def cells(label: str, b: dict, a: dict | None) -> dict:
+        return {"label": label, **{k: f"{b[k]} -> {a[k] if a else '-'}" for k in keys}}
+
+    rows = [cells("**all rows**", before["overall"], after["overall"])]
+    for label, figures in before.get("per_label", {}).items():
+        rows.append(cells(label, figures, after.get("per_label", {}).get(label)))
+    return {"encoder": before.get("encoder"), "threshold": before.get("threshold"), "rows": rows}
+
+
+def _families_not_run(checks: list[dict]) -> list[str]:
+    from .checks import FAMILIES
+
+    ran = {r["check"]["name"] for r in checks}
+    names = {"structure": "structure (schema, language, meta-text)", "duplicates": "near-duplicates",
+             "diversity": "semantic near-duplicates", "leakage": "copies of real rows and test-set overlap",
+             "labels": "label consistency"}
+    return [names[family] for family, members in FAMILIES.items()
+            if not ran & set(members) - {"parsed", "length", "exact_dedup"}]
 
 
 def save_hub_layout(dsdict: DatasetDict, folder: str | Path, provenance: dict) -> Path:

@@ -123,7 +123,7 @@ def recipe_synthesizer(recipe: Recipe, per_label: int, test_texts: Sequence[str]
     decontamination uses `test_texts`."""
     from .checks import CheckContext, run_checks
     from .generate import Generate, generate
-    from .pipeline import check_extras, file_backed
+    from .pipeline import check_extras, file_backed, want_diversity
 
     task = recipe.task
     extra = {k: v for k, v in (("template", task.prompt_template), ("system_prompt", task.system_prompt)) if v}
@@ -138,7 +138,7 @@ def recipe_synthesizer(recipe: Recipe, per_label: int, test_texts: Sequence[str]
         context = CheckContext(real_texts=list(real["text"]), real_labels=list(real["label"]),
                                test_texts=list(test_texts) if test_texts is not None else None, labels=list(labels),
                                extra=check_extras(recipe, labels))
-        kept, report = run_checks(synthetic, recipe.build_checks(), context=context)
+        kept, report = run_checks(synthetic, recipe.build_checks(), context=context, diversity=want_diversity(recipe))
         logger.info("draw seed %d: %d requested, %d kept after checks", seed, len(prompts), len(kept))
         synthesize.last_report = report  # read by run_compare: what each check removed in this draw
         return kept.select_columns(["text", "label"])
@@ -196,6 +196,8 @@ def run_compare(recipe: Recipe, synthesize: Synthesizer | None = None, student=N
             if report is not None:
                 record["checks"] = [{"name": r.check["name"], "rows_in": r.rows_in, "removed": r.removed,
                                      "relabelled": r.relabelled} for r in report.results]
+                if report.diversity:
+                    record["diversity"] = {when: report.diversity[when]["overall"] for when in ("before", "after")}
             result.generation.append(record)
 
             def run(arm: str, ratio, rows: Dataset, prior=None, stage_rows: int | None = None):

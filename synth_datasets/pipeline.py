@@ -109,7 +109,8 @@ def run_recipe(recipe: Recipe, output_dir: str | None = None, overwrite_run: boo
     else:
         synthetic = generate(prompts, gen, batch_size=recipe.generator.batch_size)
     seconds = time.perf_counter() - start
-    kept, report = run_checks(synthetic, recipe.build_checks(), context=check_context(recipe, seeds, labels))
+    kept, report = run_checks(synthetic, recipe.build_checks(), context=check_context(recipe, seeds, labels),
+                              diversity=want_diversity(recipe))
     extra["engine_work"] = ENGINE_STATS.since(before)
     provenance = build_provenance(recipe, seeds, labels, prompts, synthetic, kept, report, gen, seconds, extra)
     folder = save_hub_layout(DatasetDict(train=kept), output_dir or recipe.resolve(recipe.output.dir), provenance)
@@ -130,6 +131,17 @@ def check_context(recipe: Recipe, real: Dataset, labels: list[str], text_column:
         test_texts = list(test[recipe.seeds.text_column])
     return CheckContext(real_texts=list(real[text_column]), real_labels=classification.label_names(real, label_column),
                         test_texts=test_texts, labels=list(labels), extra=check_extras(recipe, labels))
+
+
+def want_diversity(recipe: Recipe) -> bool:
+    """recipe.diversity, unless the encoder it needs is not installed (then a warning says so)."""
+    from .checks.semantic import encoder_available
+
+    if recipe.diversity and not encoder_available():
+        logger.warning("diversity: figures skipped, sentence-transformers is not installed; "
+                       "pip install 'synth-datasets[train]', or set diversity: false in the recipe")
+        return False
+    return recipe.diversity
 
 
 def check_extras(recipe: Recipe, labels: list[str]) -> dict:

@@ -157,6 +157,9 @@ class Recipe:
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     checks: list = field(default_factory=lambda: ["parsed", "exact_dedup"])
+    # diversity figures (distinct-n, mean pairwise embedding distance, near-duplicate share) per label,
+    # before and after the checks, in the report and the card; needs the [train] extra's encoder
+    diversity: bool = True
     output: OutputConfig = field(default_factory=OutputConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
     base_dir: str = "."
@@ -280,6 +283,7 @@ def describe_fields() -> str:
                 default = repr(f.default if f.default is not dataclasses.MISSING else f.default_factory())
             lines.append(f"  {section}.{f.name} = {default}: {f.metadata.get('help', '')}".rstrip(": "))
     lines.append(f"  checks: a list of names or {{name: {{option: value}}}}; names: {', '.join(sorted(CHECKS))}")
+    lines.append("  diversity = True: per-label diversity figures before and after the checks, in the report and card")
     return "\n".join(lines)
 
 

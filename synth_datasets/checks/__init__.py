@@ -22,6 +22,8 @@ or in order with a report of rows in / removed / kept per check and rows per lab
 Families (the names recipes use):
     structure   parsed, schema, length, language, meta_text
     duplicates  exact_dedup, near_dedup
+    diversity   semantic_dedup (embedding near-duplicates; `run_checks(..., diversity=True)` also
+                reports distinct-n, mean pairwise distance and near-duplicate share per label)
     leakage     real_copy, decontaminate
     labels      label_agreement, judge (an LLM on the generation engine)
 
@@ -39,6 +41,7 @@ from .judge import Judge
 from .labels import LabelAgreement
 from .leakage import Decontaminate, RealCopies
 from .report import CheckReport, run_checks
+from .semantic import SemanticDuplicates, diversity
 from .structure import Language, Schema
 from .text import MetaText
 
@@ -50,6 +53,7 @@ CHECKS: dict[str, type[Check]] = {
     "meta_text": MetaText,
     "exact_dedup": ExactDuplicates,
     "near_dedup": NearDuplicates,
+    "semantic_dedup": SemanticDuplicates,
     "real_copy": RealCopies,
     "decontaminate": Decontaminate,
     "label_agreement": LabelAgreement,
@@ -59,6 +63,7 @@ CHECKS: dict[str, type[Check]] = {
 FAMILIES: dict[str, tuple[str, ...]] = {
     "structure": ("parsed", "schema", "length", "language", "meta_text"),
     "duplicates": ("exact_dedup", "near_dedup"),
+    "diversity": ("semantic_dedup",),
     "leakage": ("real_copy", "decontaminate"),
     "labels": ("label_agreement", "judge"),
 }
@@ -78,6 +83,6 @@ def build_check(name: str, options: dict | None = None) -> Check:
 
 __all__ = [
     "CHECKS", "FAMILIES", "Check", "CheckContext", "CheckReport", "Decontaminate", "ExactDuplicates", "Judge",
-    "LabelAgreement", "Language", "Length", "MetaText", "NearDuplicates", "Parsed", "RealCopies", "Schema", "build_check",
-    "normalize_text", "run_checks",
+    "LabelAgreement", "Language", "Length", "MetaText", "NearDuplicates", "Parsed", "RealCopies", "Schema", "SemanticDuplicates",
+    "build_check", "diversity", "normalize_text", "run_checks",
 ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
 from .basic import Check, normalize_text
 from .minhash import nearest_in
 
@@ -12,10 +14,16 @@ from .minhash import nearest_in
 class RealCopies(Check):
     """Flags a synthetic row whose most similar real row (character 5-gram Jaccard, exact on the
     LSH candidates) is >= `threshold`: a copy or near-copy of a seed, or of any real rows given.
-    `real_copy_score` is that similarity (0.0 when no real row is close)."""
+    `real_copy_score` is that similarity (0.0 when no real row is close).
+
+    With `embedding_threshold` set, a row is also flagged when its embedding cosine with a real row
+    (`encoder`, all-MiniLM-L6-v2 by default) reaches it: a seed reworded word for word, which shares
+    few character n-grams. `real_copy_cosine` is then the highest cosine to a real row."""
 
     threshold: float = 0.7
     ngram: int = 5
+    embedding_threshold: float | None = None
+    encoder: str = "all-MiniLM-L6-v2"
     column: str = "text"
     reference: tuple[str, ...] | None = field(default=None, metadata={"report": False})
     name = "real_copy"
@@ -25,6 +33,9 @@ class RealCopies(Check):
     def __post_init__(self):
         if not 0 < self.threshold <= 1:
             raise ValueError(f"real_copy: threshold is a Jaccard similarity in (0, 1], got {self.threshold}")
+        if self.embedding_threshold is not None and not 0 < self.embedding_threshold <= 1:
+            raise ValueError(f"real_copy: embedding_threshold is a cosine similarity in (0, 1] (or null for none), "
+                             f"got {self.embedding_threshold}")
 
     def bind(self, context):
         if self.reference is None:
@@ -35,7 +46,18 @@ class RealCopies(Check):
         if self.reference is None:
             raise ValueError("check real_copy needs the real rows: RealCopies(reference=[...]) or bind(context)")
         best, _ = nearest_in(batch[self.column], self.reference, self.threshold, ngram=self.ngram)
-        return {f"{self.name}_score": [round(b, 4) for b in best], self.flag_column: [b >= self.threshold for b in best]}
+        flags = [b >= self.threshold for b in best]
+        out = {f"{self.name}_score": [round(b, 4) for b in best]}
+        if self.embedding_threshold is not None:
+            from .semantic import embed
+
+            if self.reference:
+                cosine = (embed(batch[self.column], self.encoder) @ embed(self.reference, self.encoder).T).max(axis=1)
+            else:
+                cosine = np.zeros(len(best))
+            out[f"{self.name}_cosine"] = [round(float(c), 4) for c in cosine]
+            flags = [f or c >= self.embedding_threshold for f, c in zip(flags, cosine)]
+        return {**out, self.flag_column: flags}
 
 
 def word_ngrams(words: list[str], n: int) -> set[str]:

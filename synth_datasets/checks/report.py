@@ -35,10 +35,15 @@ class CheckReport:
     results: list[CheckResult] = field(default_factory=list)
     labels_before: dict[str, int] = field(default_factory=dict)
     labels_after: dict[str, int] = field(default_factory=dict)
+    # `diversity()` figures of the rows before and after the checks (run_checks(..., diversity=True))
+    diversity: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"checks": [asdict(r) for r in self.results],
-                "labels": {"before": self.labels_before, "after": self.labels_after}}
+        out = {"checks": [asdict(r) for r in self.results],
+               "labels": {"before": self.labels_before, "after": self.labels_after}}
+        if self.diversity:
+            out["diversity"] = self.diversity
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), indent=2, ensure_ascii=False)
@@ -66,17 +71,42 @@ class CheckReport:
             lines.append(f"... {len(order) - len(shown)} more labels (all in the report's 'labels')")
         return "\n".join(lines)
 
+    def diversity_table(self, limit: int | None = 10) -> str:
+        """Diversity before and after the checks: overall, then the labels with the most near-duplicates."""
+        if not self.diversity:
+            return ""
+        before, after = self.diversity["before"], self.diversity["after"]
+        keys = ("rows", "distinct_1", "distinct_2", "mean_pairwise_distance", "near_duplicate_share")
+        heads = ("rows", "dist-1", "dist-2", "mean dist", "near-dup")
+        per_label = before.get("per_label", {})
+        shown = sorted(per_label, key=lambda label: (-per_label[label]["near_duplicate_share"], label))
+        shown = shown if limit is None else shown[:limit]
+        width = max(7, *(len(label) for label in shown)) if shown else 7
+        lines = [f"{'':<{width}} {'':<6} " + " ".join(f"{h:>9}" for h in heads)]
+        for name, b, a in [("overall", before["overall"], after["overall"])] + [
+                (label, per_label[label], after.get("per_label", {}).get(label)) for label in shown]:
+            for when, figures in (("before", b), ("after", a)):
+                values = " ".join(f"{figures[k]:>9}" for k in keys) if figures else f"{'(no rows left)':>9}"
+                lines.append(f"{name if when == 'before' else '':<{width}} {when:<6} {values}")
+        if len(per_label) > len(shown):
+            lines.append(f"... {len(per_label) - len(shown)} more labels (all in the report's 'diversity')")
+        return "\n".join(lines)
+
 
 def run_checks(ds: Dataset, checks: Sequence, *, context=None, examples: int = 3, text_column: str = "text",
-               label_column: str = "label") -> tuple[Dataset, CheckReport]:
+               label_column: str = "label", diversity: bool = False) -> tuple[Dataset, CheckReport]:
     """Annotate then filter with each check in order; return the kept rows and the report.
 
     Every check is bound to `context` (a CheckContext) first: checks that need reference data
     (`check.needs`) take it from there, and optional inputs (the label set for `meta_text`) too.
     Flag and score columns stay on the kept rows, so the data shows why each row survived.
+    With `diversity=True` the report also holds `diversity()` figures, overall and per label, for the
+    rows before and after the checks (with the encoder and threshold of a `semantic_dedup` check in
+    the list, if there is one).
     """
     report = CheckReport()
     has_labels = label_column in ds.column_names
+    before = ds
     if has_labels:
         report.labels_before = dict(Counter(label_names(ds, label_column)))
     for check in checks:
@@ -101,7 +131,24 @@ def run_checks(ds: Dataset, checks: Sequence, *, context=None, examples: int = 3
     if has_labels:
         after = Counter(label_names(ds, label_column)) if len(ds) else Counter()
         report.labels_after = {label: after.get(label, 0) for label in report.labels_before} | dict(after)
+    if diversity:
+        report.diversity = _diversity(before, ds, checks, text_column, label_column if has_labels else None)
     return ds, report
+
+
+def _diversity(before: Dataset, after: Dataset, checks: Sequence, text_column: str, label_column: str | None) -> dict:
+    from .semantic import SemanticDuplicates, diversity
+
+    options = {}
+    for check in checks:
+        if isinstance(check, SemanticDuplicates):
+            options = {"threshold": check.threshold, "encoder": check.encoder}
+    out = {}
+    for when, ds in (("before", before), ("after", after)):
+        texts = ds[text_column] if len(ds) else []
+        labels = label_names(ds, label_column) if label_column and len(ds) else None
+        out[when] = diversity(texts, labels, **options)
+    return out
 
 
 def _removed_examples(annotated: Dataset, check, n: int, text_column: str) -> list[str]:

@@ -4,7 +4,8 @@ check family left out once.
     python benchmarks/checks_ablation.py recipes/banking77-compare.yaml [--out docs/checks-ablation.md]
 
 Generation is served from the datasets cache after the first variant (the variants differ only in
-the checks), so each variant costs the checks and the students. "no checks" keeps only rows that
+the checks), so each variant costs the checks and the students. With `generate_from: smallest_k`
+the checks run once per k, against that k's real rows, so the rows kept are given per k. "no checks" keeps only rows that
 parsed (a row without text cannot be trained on). The recipe's own `checks:` list is "all checks";
 a family is left out by dropping every check of that family (synth_datasets.checks.FAMILIES).
 Prints, and writes, one markdown table: rows kept, rows removed per check (mean per draw), and per k
@@ -37,6 +38,13 @@ def variants(checks: list) -> dict[str, list]:
             members = tuple(m for m in members if m != "parsed")
         if any(n in members for n in names):
             out[f"all but {family}"] = [c for c, n in zip(checks, names) if n not in members]
+    if "label_agreement" in names:  # the label check's two other settings, everything else the same
+        i = names.index("label_agreement")
+        options = checks[i]["label_agreement"] if isinstance(checks[i], dict) else {}
+        for label, change in (("top_k 3", {"top_k": 3}), ("relabel", {"action": "relabel"})):
+            if all(options.get(k) == v for k, v in change.items()):
+                continue
+            out[f"all, label_agreement {label}"] = checks[:i] + [{"label_agreement": {**options, **change}}] + checks[i + 1:]
     return out
 
 
@@ -61,8 +69,9 @@ def main() -> None:
              f"{platform.machine()}; {len(data['seeds'].get('labels') or [])} labels listed (empty = all), "
              f"k = {cfg['real_per_label']}, {cfg.get('draws', 3)} draws, student {cfg.get('student', 'classifier')}.",
              "", "| checks | rows kept / requested (per draw) | removed per check (mean per draw) | k | "
-             f"blended {cfg.get('primary_ratio', 1.0):g}x Δ vs real-only | synthetic-only (all) Δ | real-only % |",
-             "|---|---:|---|---:|---:|---:|---:|"]
+             f"blended 0.5x Δ | blended {cfg.get('primary_ratio', 1.0):g}x Δ vs real-only | synthetic-only (all) Δ | "
+             "two-stage 1x Δ | blended (all kept) Δ | real-only % |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, checks in variants(data["checks"]).items():
         if args.only and name not in args.only:
             continue
@@ -72,19 +81,23 @@ def main() -> None:
         t0 = time.perf_counter()
         result = run_compare(recipe, progress=False, echo=None)
         seconds = time.perf_counter() - t0
-        gen = [g for g in result.generation if g["k"] == min(g2["k"] for g2 in result.generation)]
-        kept = sum(g["kept"] for g in gen) / len(gen)
-        requested = gen[0]["requested"]
-        removed: dict[str, float] = {}
-        for g in gen:
-            for c in g.get("checks", []):
-                removed[c["name"]] = removed.get(c["name"], 0) + c["removed"] / len(gen)
-        removed_text = ", ".join(f"{n} {v:.0f}" for n, v in removed.items())
         for k in sorted({r["k"] for r in result.summary}):
+            # the checks run once per k (against that k's real rows), so rows kept can differ by k
+            gen = [g for g in result.generation if g["k"] == k]
+            kept = sum(g["kept"] for g in gen) / len(gen)
+            requested = gen[0]["requested"]
+            removed: dict[str, float] = {}
+            for g in gen:
+                for c in g.get("checks", []):
+                    removed[c["name"]] = removed.get(c["name"], 0) + c["removed"] / len(gen)
+            removed_text = ", ".join(f"{n} {v:.0f}" for n, v in removed.items())
             real = next(r for r in result.summary if r["k"] == k and r["arm"] == "real-only")
             row = (f"| {name} | {kept:.0f} / {requested} | {removed_text} | {k} | "
+                   f"{cell(result.summary, k, 'blended', 0.5)} | "
                    f"{cell(result.summary, k, 'blended', result.setup['primary_ratio'])} | "
-                   f"{cell(result.summary, k, 'synthetic-only', None)} | {100 * real['accuracy']:.1f} |")
+                   f"{cell(result.summary, k, 'synthetic-only', None)} | {cell(result.summary, k, 'two-stage', 1.0)} | "
+                   f"{cell(result.summary, k, 'blended', None)} | "
+                   f"{100 * real['accuracy']:.1f} |")
             lines.append(row)
             print(row, flush=True)
         print(f"  ({name}: {seconds:.0f} s)", flush=True)

@@ -11,7 +11,9 @@ For each draw d (seed = seeds.seed + d) and each k in `compare.real_per_label`:
    the test split, reach a prompt; generation is cached, so a rerun costs only the training. With
    `compare.generate_from: smallest_k` each draw generates once, from its smallest-k rows, and every
    k of the draw uses those synthetic rows: still no real row outside the student's own training
-   rows reaches a prompt (the draws are nested), for len(k) times less generation;
+   rows reaches a prompt (the draws are nested), for len(k) times less generation. The checks
+   still run once per k, against that k's real rows (a label check fitted on 20 real rows per
+   label judges better than one fitted on 5), on the generation served from the cache;
 3. the same student is trained on: real-only; synthetic-only, blended (real + synthetic) and
    two-stage (synthetic first, then the real rows starting from that model) at each ratio of
    synthetic rows per real row and with all kept synthetic rows; and scored on the real test split.
@@ -23,6 +25,7 @@ blend fixed in advance (`compare.primary_ratio`).
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import random
@@ -128,14 +131,17 @@ def recipe_synthesizer(recipe: Recipe, per_label: int, test_texts: Sequence[str]
     task = recipe.task
     extra = {k: v for k, v in (("template", task.prompt_template), ("system_prompt", task.system_prompt)) if v}
 
-    def synthesize(real: Dataset, labels: list, seed: int) -> Dataset:
+    def synthesize(real: Dataset, labels: list, seed: int, check_real: Dataset | None = None) -> Dataset:
+        """Generate from `real`; check against `check_real` (default `real`): the real rows the
+        checks compare with (copies, label agreement), which may be more than the generator saw."""
+        checked_against = real if check_real is None else check_real
         prompts = classification.classification_prompts(
             real, labels, per_label=per_label, text_column="text", label_column="label", shots=task.shots,
             seed=seed, **extra)
         gen = Generate(model=recipe.generator.model, sampling=recipe.generator.sampling(), engine=recipe.engine,
                        json_schema=classification.json_schema(labels, task.max_chars), parser="classification")
         synthetic = generate(file_backed(prompts), gen, batch_size=recipe.generator.batch_size)
-        context = CheckContext(real_texts=list(real["text"]), real_labels=list(real["label"]),
+        context = CheckContext(real_texts=list(checked_against["text"]), real_labels=list(checked_against["label"]),
                                test_texts=list(test_texts) if test_texts is not None else None, labels=list(labels),
                                extra=check_extras(recipe, labels))
         kept, report = run_checks(synthetic, recipe.build_checks(), context=context, diversity=want_diversity(recipe))
@@ -186,10 +192,18 @@ def run_compare(recipe: Recipe, synthesize: Synthesizer | None = None, student=N
     for d in range(cfg.draws):
         draw_seed = seeds.seed + d
         drawn = draw_real(train, labels, ks, draw_seed)
-        shared = synthesize(drawn[ks[0]], labels, draw_seed) if cfg.generate_from == "smallest_k" else None
+        per_k_checks = cfg.generate_from == "smallest_k" and "check_real" in inspect.signature(synthesize).parameters
+        shared = None
+        if cfg.generate_from == "smallest_k" and not per_k_checks:  # a synthesizer that cannot re-check
+            shared = synthesize(drawn[ks[0]], labels, draw_seed)
         for k, real in drawn.items():
-            source_k = ks[0] if shared is not None else k
-            synthetic = shared if shared is not None else synthesize(real, labels, draw_seed)
+            source_k = ks[0] if cfg.generate_from == "smallest_k" else k
+            if shared is not None:
+                synthetic = shared
+            elif per_k_checks:  # generated once from the smallest k (cached), checked against this k's rows
+                synthetic = synthesize(drawn[ks[0]], labels, draw_seed, check_real=real)
+            else:
+                synthetic = synthesize(real, labels, draw_seed)
             record = {"draw": d, "k": k, "generated_from_k": source_k,
                       "requested": cfg.synthetic_per_label * len(labels), "kept": len(synthetic)}
             report = getattr(synthesize, "last_report", None)

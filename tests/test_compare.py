@@ -37,6 +37,8 @@ def write_recipe(tmp_path, **compare) -> Path:
     data["seeds"]["rare"] = {}
     data["engine"] = {"backend": "fake"}
     data["output"] = {"dir": str(tmp_path / "out")}
+    data["checks"] = ["parsed", {"length": {"min_chars": 12, "max_chars": 400}}, "exact_dedup"]  # counts below rely on these
+    data["diversity"] = False
     data["compare"] = {"test_path": str(DATA / "test.csv"), "real_per_label": [2, 4], "draws": 2,
                        "synthetic_per_label": 4, "ratios": [1.0], "primary_ratio": 1.0, **compare}
     path = tmp_path / "recipe.yaml"
@@ -262,6 +264,53 @@ def test_smallest_k_generates_once_per_draw_from_rows_every_k_contains(tmp_path)
     each = run_compare(load_recipe(write_recipe(tmp_path, real_per_label=[4, 2], draws=1)), synthesize=synthesize,
                        student=_SpyStudent(), progress=False, echo=None)
     assert [g["generated_from_k"] for g in each.generation] == [2, 4] and len(calls) == 4
+
+
+def test_smallest_k_checks_each_k_against_that_ks_own_real_rows(tmp_path):
+    """A synthesizer that takes `check_real` is called once per k: generation from the smallest k's
+    rows (served from the cache in a recipe), checks against the k's rows the student trains on."""
+    calls = []
+
+    def synthesize(real, labels, seed, check_real=None):
+        calls.append((seed, sorted(real["text"]), sorted(check_real["text"])))
+        return _held_out_real_n(6)(real, labels, seed)
+
+    recipe = load_recipe(write_recipe(tmp_path, real_per_label=[4, 2], draws=1, generate_from="smallest_k"))
+    result = run_compare(recipe, synthesize=synthesize, student=_SpyStudent(), progress=False, echo=None)
+    drawn = draw_real(real_rows(DATA / "train.csv"), LABELS, [2, 4], 0)
+    assert calls == [(0, sorted(drawn[2]["text"]), sorted(drawn[k]["text"])) for k in (2, 4)]
+    assert [(g["k"], g["generated_from_k"]) for g in result.generation] == [(2, 2), (4, 2)]
+
+
+def test_recipe_synthesizer_checks_against_check_real(monkeypatch, tmp_path):
+    """The recipe's synthesizer builds its prompts from `real` and the checks' context from `check_real`."""
+    import importlib
+
+    import synth_datasets.checks as checks_module
+    import synth_datasets.compare as compare_module
+
+    generate_module = importlib.import_module("synth_datasets.generate")  # the package exports a function of that name
+
+    seen = {}
+
+    def fake_generate(prompts, gen, batch_size=None):
+        seen["prompt_rows"] = prompts.num_rows
+        return Dataset.from_dict({"text": ["x"], "label": [LABELS[0]], "parse_error": [None]})
+
+    def fake_run_checks(ds, checks, context=None, diversity=False):
+        seen["context_real"] = sorted(context.real_texts)
+        return ds, checks_module.CheckReport()
+
+    monkeypatch.setattr(generate_module, "generate", fake_generate)
+    monkeypatch.setattr(checks_module, "run_checks", fake_run_checks)
+    monkeypatch.setattr("synth_datasets.pipeline.file_backed", lambda prompts: prompts)
+    recipe = load_recipe(write_recipe(tmp_path))
+    synthesize = compare_module.recipe_synthesizer(recipe, per_label=1)
+    drawn = draw_real(real_rows(DATA / "train.csv"), LABELS, [1, 3], 0)
+    synthesize(drawn[1], LABELS, 0, check_real=drawn[3])
+    assert seen["context_real"] == sorted(drawn[3]["text"])
+    synthesize(drawn[1], LABELS, 0)
+    assert seen["context_real"] == sorted(drawn[1]["text"])
 
 
 def test_compare_needs_a_test_split(tmp_path):

@@ -30,6 +30,8 @@ def write_recipe(tmp_path, **overrides) -> Path:
     data["seeds"]["path"] = str(SHARED)
     data["engine"] = {"backend": "fake"}
     data["output"] = {"dir": str(tmp_path / "out")}
+    data["checks"] = ["parsed", {"length": {"min_chars": 12, "max_chars": 400}}, "exact_dedup"]  # counts below rely on these
+    data["diversity"] = False
     for section, values in overrides.items():
         data[section].update(values)
     path = tmp_path / "recipe.yaml"

@@ -18,7 +18,12 @@ def test_shipped_recipe_loads():
     recipe = load_recipe(BANKING)
     assert recipe.task.balance_to == 16
     assert recipe.seeds.rare == {"pin_blocked": 2, "Refund_not_showing_up": 2, "atm_support": 2}
-    assert [c.name for c in recipe.build_checks()] == ["parsed", "length", "exact_dedup"]
+    # every check family runs in the shipped recipes (issue 11); the judge is left to recipes with a real generator
+    from synth_datasets.checks import FAMILIES
+
+    for path in ("recipes/banking77.yaml", "recipes/banking77-compare.yaml"):  # lm-compare: see its comment
+        names = {c.name for c in load_recipe(path).build_checks()}
+        assert all(names & set(members) for members in FAMILIES.values()), (path, names)
 
 
 @pytest.mark.parametrize("data,message", [

@@ -97,10 +97,15 @@ def test_recipe_on_the_real_engine_exports_a_folder_that_loads_back(counting, re
     data["task"] = {"kind": "classification", "balance_to": 6}
     data["engine"] = {k: getattr(real_engine_config, k) for k in ("max_model_len", "seed")}
     data["output"] = {"dir": str(tmp_path / "out")}
+    data["compare"]["test_path"] = str(SHARED.parent / "test.csv")  # the shipped checks decontaminate against it
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(data))
     before = counting.requests
     folder, report = run_recipe(load_recipe(path))
+    # the shipped recipe's checks all ran on the real engine's rows, and the card shows diversity
+    assert [r.check["name"] for r in report.results] == [
+        c if isinstance(c, str) else next(iter(c)) for c in yaml.safe_load(Path("recipes/banking77.yaml").read_text())["checks"]]
+    assert report.diversity["before"]["overall"]["rows"] > 0
     assert counting.requests - before == 3 + 3 + 5
     provenance = json.loads((folder / "provenance.json").read_text())
     kept = provenance["rows"]["kept"]
@@ -111,6 +116,7 @@ def test_recipe_on_the_real_engine_exports_a_folder_that_loads_back(counting, re
     assert loaded["row_id"] == saved["row_id"] and loaded["text"] == saved["text"]
     card = (folder / "README.md").read_text()
     assert "SmolLM2-135M-Instruct" in card and "synthetic" in card
+    assert "## Diversity" in card and "label_agreement" in card
     hw = provenance["generator"]["hardware"]
     assert hw["dtype"] in (("float32", "bfloat16") if hw["device"] == "cpu" else ("auto",))
 

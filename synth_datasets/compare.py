@@ -13,7 +13,7 @@ For each draw d (seed = seeds.seed + d) and each k in `compare.real_per_label`:
    k of the draw uses those synthetic rows: still no real row outside the student's own training
    rows reaches a prompt (the draws are nested), for len(k) times less generation. The checks
    still run once per k, against that k's real rows (a label check fitted on 20 real rows per
-   label judges better than one fitted on 5), on the generation served from the cache;
+   label judges better than one fitted on 5), on the same generated rows;
 3. the same student is trained on: real-only; synthetic-only, blended (real + synthetic) and
    two-stage (synthetic first, then the real rows starting from that model) at each ratio of
    synthetic rows per real row and with all kept synthetic rows; and scored on the real test split.
@@ -131,6 +131,8 @@ def recipe_synthesizer(recipe: Recipe, per_label: int, test_texts: Sequence[str]
     task = recipe.task
     extra = {k: v for k, v in (("template", task.prompt_template), ("system_prompt", task.system_prompt)) if v}
 
+    generated: dict = {}  # the last generation, so checking it again for another k does not regenerate
+
     def synthesize(real: Dataset, labels: list, seed: int, check_real: Dataset | None = None) -> Dataset:
         """Generate from `real`; check against `check_real` (default `real`): the real rows the
         checks compare with (copies, label agreement), which may be more than the generator saw."""
@@ -140,7 +142,10 @@ def recipe_synthesizer(recipe: Recipe, per_label: int, test_texts: Sequence[str]
             seed=seed, **extra)
         gen = Generate(model=recipe.generator.model, sampling=recipe.generator.sampling(), engine=recipe.engine,
                        json_schema=classification.json_schema(labels, task.max_chars), parser="classification")
-        synthetic = generate(file_backed(prompts), gen, batch_size=recipe.generator.batch_size)
+        key = (seed, tuple(prompts["row_id"]))
+        if generated.get("key") != key:  # smallest_k calls again per k with the same rows: generate once
+            generated.update(key=key, rows=generate(file_backed(prompts), gen, batch_size=recipe.generator.batch_size))
+        synthetic = generated["rows"]
         context = CheckContext(real_texts=list(checked_against["text"]), real_labels=list(checked_against["label"]),
                                test_texts=list(test_texts) if test_texts is not None else None, labels=list(labels),
                                extra=check_extras(recipe, labels))
@@ -200,7 +205,7 @@ def run_compare(recipe: Recipe, synthesize: Synthesizer | None = None, student=N
             source_k = ks[0] if cfg.generate_from == "smallest_k" else k
             if shared is not None:
                 synthetic = shared
-            elif per_k_checks:  # generated once from the smallest k (cached), checked against this k's rows
+            elif per_k_checks:  # generated once from the smallest k, checked against this k's rows
                 synthetic = synthesize(drawn[ks[0]], labels, draw_seed, check_real=real)
             else:
                 synthetic = synthesize(real, labels, draw_seed)

@@ -294,7 +294,7 @@ def test_recipe_synthesizer_checks_against_check_real(monkeypatch, tmp_path):
     seen = {}
 
     def fake_generate(prompts, gen, batch_size=None):
-        seen["prompt_rows"] = prompts.num_rows
+        seen["generations"] = seen.get("generations", 0) + 1
         return Dataset.from_dict({"text": ["x"], "label": [LABELS[0]], "parse_error": [None]})
 
     def fake_run_checks(ds, checks, context=None, diversity=False):
@@ -311,6 +311,9 @@ def test_recipe_synthesizer_checks_against_check_real(monkeypatch, tmp_path):
     assert seen["context_real"] == sorted(drawn[3]["text"])
     synthesize(drawn[1], LABELS, 0)
     assert seen["context_real"] == sorted(drawn[1]["text"])
+    assert seen["generations"] == 1  # the same prompts are generated once, checked twice
+    synthesize(drawn[1], LABELS, 1)
+    assert seen["generations"] == 2  # another seed, other prompts
 
 
 def test_compare_needs_a_test_split(tmp_path):

@@ -38,6 +38,8 @@ def variants(checks: list) -> dict[str, list]:
             members = tuple(m for m in members if m != "parsed")
         if any(n in members for n in names):
             out[f"all but {family}"] = [c for c, n in zip(checks, names) if n not in members]
+    if "judge" in names:  # the judge alone, since it shares its family with label_agreement
+        out["all but judge"] = [c for c, n in zip(checks, names) if n != "judge"]
     if "label_agreement" in names:  # the label check's two other settings, everything else the same
         i = names.index("label_agreement")
         options = checks[i]["label_agreement"] if isinstance(checks[i], dict) else {}

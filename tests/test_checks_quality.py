@@ -386,6 +386,31 @@ def test_judge_keeps_rows_whose_judgement_did_not_parse(fake_engine, monkeypatch
     assert out["judge_flag"] == [False] and out["judge_label_fit"] == [None] and "invalid JSON" in out["judge_parse_error"][0]
 
 
+def test_judge_control_stops_a_judge_that_rejects_real_rows(fake_engine, monkeypatch):
+    """Real rows bound as a control: a judge that would remove most of them stops with an error that
+    says what to do; a judge that accepts them goes on and filters the synthetic rows."""
+    from synth_datasets.checks import Judge
+    from synth_datasets.engine import EngineConfig
+
+    real = CheckContext(real_texts=["my card has still not arrived", "what exchange rate do you use?"] * 5,
+                        real_labels=["card_arrival", "exchange_rate"] * 5,
+                        extra={"generator": (EngineConfig(backend="fake"), None)})
+    ds = Dataset.from_dict({"text": ["my card is late", "hello there"], "label": ["card_arrival", "card_arrival"]})
+    monkeypatch.setattr(fake_engine, "responder", staticmethod(_judge_responder))
+    kept, _ = run_checks(ds, [Judge()], context=real)  # real rows mention their intent: fit 5, control passes
+    assert kept["text"] == ["my card is late"]
+    assert fake_engine.calls[-2:] == [10, 2]  # the 10 control rows, then the 2 synthetic ones
+
+    harsh = json.dumps({"label_fit_reason": "no", "label_fit": 1, "plausibility_reason": "no", "plausibility": 1})
+    monkeypatch.setattr(fake_engine, "responder", staticmethod(lambda conversation: harsh))
+    with pytest.raises(ValueError, match="would remove 10 of 10 real rows.*control_rows: 0"):
+        run_checks(ds, [Judge()], context=real)
+    kept, _ = run_checks(ds, [Judge(control_rows=0)], context=real)  # told to filter anyway
+    assert len(kept) == 0
+    with pytest.raises(ValueError, match="control_rows"):
+        Judge(control_rows=-1)
+
+
 @pytest.mark.slow
 def test_judge_on_the_real_engine_writes_valid_scores(real_engine_config):
     """The embedded 135M model as judge: the grammar constrains every answer, but a small model can
@@ -406,3 +431,8 @@ def test_judge_on_the_real_engine_writes_valid_scores(real_engine_config):
             assert out["judge_flag"][i] == any(s < 3 for s in scores)
         else:
             assert scores == [None, None] and not out["judge_flag"][i] and out["judge_parse_error"][i]
+    # measured: the 135M model scores real customer messages 1 as well, so its control stops it
+    real = [r for r in banking("train") if r["category"] in ("card_arrival", "exchange_rate")][:8]
+    control = CheckContext(real_texts=[r["text"] for r in real], real_labels=[r["category"] for r in real])
+    with pytest.raises(ValueError, match="real rows judged as a control"):
+        Judge(engine=real_engine_config).bind(control).annotate(ds)

@@ -6,6 +6,12 @@ otherwise), batched like generation, with a JSON schema that makes every answer 
 score follows from it). Scores become the columns `judge_<criterion>`, reasons `judge_<criterion>_reason`;
 a row is flagged when any score is below `min_score`. A row whose judgement could not be parsed keeps
 None scores, is not flagged, and is counted in `judge_parse_error`.
+
+Control: when real rows are bound (the seeds, from the recipe or a CheckContext), up to
+`control_rows` of them are judged first. If the judge would remove more than
+`max_control_rejected` of those real rows, its scores do not tell good rows from bad, and the check
+stops with an error instead of deleting good data. The embedded 135M model is such a judge: it
+scores nearly every message 1, real ones included (docs/checks-ablation.md).
 """
 
 from __future__ import annotations
@@ -54,7 +60,10 @@ class Judge(Check):
     column: str = "text"
     label_column: str = "label"
     batch_size: int = 1000
+    control_rows: int = 20
+    max_control_rejected: float = 0.5
     engine: object = field(default=None, metadata={"report": False})  # EngineConfig; bound to generation's
+    control: tuple[tuple[str, str], ...] | None = field(default=None, metadata={"report": False})  # real (text, label)
     label_names: tuple[str, ...] | None = field(default=None, metadata={"report": False})  # for integer labels
     name = "judge"
     needs = ("engine",)
@@ -66,6 +75,9 @@ class Judge(Check):
             raise ValueError(f"judge: criteria must be some of {list(CRITERIA)}, got {list(self.criteria)}")
         if not 1 <= self.min_score <= 5:
             raise ValueError(f"judge: min_score is on the 1-5 scale, got {self.min_score}")
+        if self.control_rows < 0 or not 0 <= self.max_control_rejected <= 1:
+            raise ValueError(f"judge: need control_rows >= 0 and max_control_rejected in [0, 1], got "
+                             f"{self.control_rows} and {self.max_control_rejected}")
 
     def bind(self, context):
         out = self
@@ -75,13 +87,33 @@ class Judge(Check):
         if generator is not None and out.engine is None:
             engine, model = generator
             out = replace(out, engine=engine, model=out.model if out.model is not None else model)
+        if context is not None and out.control is None and context.real_texts is not None and context.real_labels is not None:
+            pairs = [(str(t), str(label)) for t, label in zip(context.real_texts, context.real_labels) if t]
+            step = max(1, len(pairs) // max(1, self.control_rows))  # spread over the labels, deterministically
+            out = replace(out, control=tuple(pairs[::step][: self.control_rows]))
         return out
+
+    def check_control(self) -> None:
+        """Judge the bound real rows; stop if the judge would remove too many of them (see the module docstring)."""
+        if not self.control or self.control_rows == 0:
+            return
+        texts, labels = zip(*self.control)
+        flags = self.flag_batch({self.column: list(texts), self.label_column: list(labels)})[self.flag_column]
+        rejected = sum(flags) / len(flags)
+        logger.info("judge control: %d of %d real rows would be removed", sum(flags), len(flags))
+        if rejected > self.max_control_rejected:
+            raise ValueError(
+                f"judge: the judge ({self.model or 'the embedded 135M model'}) would remove {sum(flags)} of "
+                f"{len(flags)} real rows judged as a control, so its scores do not separate good rows from bad; "
+                "name a stronger judge (judge: {model: ...}), lower min_score, or set control_rows: 0 to filter anyway")
 
     def annotate(self, ds):
         from datasets import ClassLabel, Features, Value
 
         feature = ds.features.get(self.label_column)
         me = replace(self, label_names=tuple(feature.names)) if isinstance(feature, ClassLabel) else self
+        if len(ds):
+            me.check_control()
         # fixed types: a first batch whose parse errors (or scores) are all None would otherwise type
         # the column as null, and a later batch with a value could not be written
         columns = {f"{self.name}_parse_error": Value("string"), self.flag_column: Value("bool")}

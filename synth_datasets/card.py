@@ -110,12 +110,17 @@ def _diversity_rows(diversity: dict | None) -> dict | None:
     before, after = diversity["before"], diversity["after"]
     keys = ("rows", "distinct_1", "distinct_2", "mean_pairwise_distance", "near_duplicate_share")
 
-    def cells(label: str, b: dict, a: dict | None) -> dict:
-        return {"label": label, **{k: f"{b[k]} -> {a[k] if a else '-'}" for k in keys}}
+    def show(figures: dict | None, key: str):
+        value = (figures or {}).get(key)
+        return 0 if key == "rows" and figures is None else "-" if value is None else value
+
+    def cells(label: str, b: dict | None, a: dict | None) -> dict:
+        return {"label": label, **{k: f"{show(b, k)} -> {show(a, k)}" for k in keys}}
 
     rows = [cells("**all rows**", before["overall"], after["overall"])]
-    for label, figures in before.get("per_label", {}).items():
-        rows.append(cells(label, figures, after.get("per_label", {}).get(label)))
+    per_before, per_after = before.get("per_label", {}), after.get("per_label", {})
+    for label in [*per_before, *(l for l in per_after if l not in per_before)]:  # relabelling can add a label
+        rows.append(cells(label, per_before.get(label), per_after.get(label)))
     return {"encoder": before.get("encoder"), "threshold": before.get("threshold"), "rows": rows}
 
 

@@ -403,12 +403,20 @@ def test_judge_control_stops_a_judge_that_rejects_real_rows(fake_engine, monkeyp
 
     harsh = json.dumps({"label_fit_reason": "no", "label_fit": 1, "plausibility_reason": "no", "plausibility": 1})
     monkeypatch.setattr(fake_engine, "responder", staticmethod(lambda conversation: harsh))
-    with pytest.raises(ValueError, match="would remove 10 of 10 real rows.*control_rows: 0"):
+    with pytest.raises(ValueError, match="would remove \\(or could not judge\\) 10 of 10 real rows.*control_rows: 0"):
         run_checks(ds, [Judge()], context=real)
     kept, _ = run_checks(ds, [Judge(control_rows=0)], context=real)  # told to filter anyway
     assert len(kept) == 0
     with pytest.raises(ValueError, match="control_rows"):
         Judge(control_rows=-1)
+    # a judge that cannot produce a judgement for real rows has not shown it can judge either
+    monkeypatch.setattr(fake_engine, "responder", staticmethod(lambda conversation: "not json"))
+    with pytest.raises(ValueError, match="could not judge"):
+        run_checks(ds, [Judge()], context=real)
+    # the control is spread over the labels even with few real rows
+    few = CheckContext(real_texts=[f"t{i}" for i in range(32)], real_labels=[f"L{i % 8}" for i in range(32)])
+    assert {label for _, label in Judge().bind(few).control} == {f"L{i}" for i in range(8)}
+    assert len(Judge(control_rows=5).bind(few).control) == 5
 
 
 @pytest.mark.slow

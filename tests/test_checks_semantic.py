@@ -96,7 +96,7 @@ def test_real_copies_by_embedding_catch_a_reworded_seed():
 def test_distinct_n_and_mean_pairwise_distance_by_hand():
     assert distinct_n(["a b a b", "a b"], 1) == pytest.approx(2 / 6)
     assert distinct_n(["a b a b", "a b"], 2) == pytest.approx(2 / 4)  # ab, ba, ab + ab
-    assert distinct_n([None, ""], 2) == 0.0
+    assert distinct_n([None, ""], 2) is None
     rng = np.random.default_rng(1)
     emb = rng.normal(size=(40, 8))
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
@@ -151,6 +151,49 @@ def test_recipe_diversity_field_is_validated():
 def test_embed_gives_zero_rows_for_missing_texts_and_unit_rows_otherwise():
     emb = embed(["", None, "hello there"])
     assert np.allclose(emb[:2], 0) and np.linalg.norm(emb[2]) == pytest.approx(1.0, abs=1e-5)
-    _, report = run_checks(Dataset.from_dict({"text": ["a"], "label": ["x"], "parse_error": [None]}),
-                           [RealCopies(embedding_threshold=0.9)], context=CheckContext(real_texts=["b"]))
-    assert report.results[0].rows_in == 1
+
+
+def test_threshold_one_still_matches_exact_copies():
+    """float32 puts a text and its copy at a cosine just under 1.0; threshold 1.0 must still match them."""
+    ds = Dataset.from_dict({"text": [PLANTED[0], PLANTED[0], PLANTED[1]]})
+    out = ds.map(SemanticDuplicates(threshold=1.0), batched=True, batch_size=None)
+    assert out["semantic_dedup_flag"] == [False, True, False]
+    copies = Dataset.from_dict({"text": [PLANTED[0], PLANTED[6]]}).map(
+        RealCopies(reference=(PLANTED[0] + "  ",), threshold=1.0, embedding_threshold=1.0), batched=True, batch_size=None)
+    assert copies["real_copy_flag"] == [True, False] and copies["real_copy_cosine"][1] < 0.9
+
+
+def test_real_copies_by_embedding_on_an_empty_batch_and_unrelated_rows():
+    check = RealCopies(reference=("How do I change my PIN?",), embedding_threshold=0.9)
+    assert check.flag_batch({"text": []}) == {"real_copy_score": [], "real_copy_cosine": [], "real_copy_flag": []}
+    out = check.flag_batch({"text": ["What exchange rate do you use for euros?"]})
+    assert out["real_copy_flag"] == [False] and out["real_copy_cosine"][0] < 0.9
+
+
+def test_figures_that_cannot_be_computed_are_none_and_shown_as_a_dash():
+    report = diversity(["Where is my card?", "a", "b"], ["one", "words", "words"])
+    assert report["per_label"]["one"]["mean_pairwise_distance"] is None  # a single row has no pair
+    assert report["per_label"]["words"]["distinct_2"] is None  # one-word texts hold no bigram
+    assert report["per_label"]["words"]["distinct_1"] == 1.0
+    assert diversity([])["overall"] == {"rows": 0, "distinct_1": None, "distinct_2": None,
+                                        "mean_pairwise_distance": None, "near_duplicate_share": None}
+    texts = [PLANTED[0], PLANTED[1], PLANTED[2]]
+    ds = Dataset.from_dict({"text": texts, "label": ["pin", "pin", "declined"], "parse_error": [None] * 3})
+    kept, rep = run_checks(ds, [SemanticDuplicates(threshold=0.9)], diversity=True)
+    assert rep.diversity["after"]["per_label"]["pin"]["mean_pairwise_distance"] is None
+    table = rep.diversity_table()
+    assert "pin" in table and " -" in table
+    card = str(render_card({"train": kept}, {"name": "t", "task": "classification", "checks": rep.as_dict(),
+                                              "generator": {"model": "m"}}))
+    assert "| pin | 2 -> 1 |" in card and "-> - |" in card
+
+
+def test_labels_that_appear_only_after_the_checks_are_shown():
+    before = {"overall": {"rows": 1, "distinct_1": 1.0, "distinct_2": None, "mean_pairwise_distance": None,
+                          "near_duplicate_share": 0.0}}
+    before["per_label"] = {"a": dict(before["overall"])}
+    after = {"overall": dict(before["overall"]), "per_label": {"b": dict(before["overall"])}}
+    from synth_datasets.checks.report import CheckReport
+
+    table = CheckReport(diversity={"before": {**before, "encoder": "e", "threshold": 0.9}, "after": after}).diversity_table()
+    assert "\nb " in table and "\na " in table

@@ -89,8 +89,10 @@ class Judge(Check):
             out = replace(out, engine=engine, model=out.model if out.model is not None else model)
         if context is not None and out.control is None and context.real_texts is not None and context.real_labels is not None:
             pairs = [(str(t), str(label)) for t, label in zip(context.real_texts, context.real_labels) if t]
-            step = max(1, len(pairs) // max(1, self.control_rows))  # spread over the labels, deterministically
-            out = replace(out, control=tuple(pairs[::step][: self.control_rows]))
+            pairs.sort(key=lambda pair: pair[1])  # evenly spaced over rows sorted by label: spread over the labels
+            n = min(self.control_rows, len(pairs))
+            picked = sorted({round(i * (len(pairs) - 1) / max(1, n - 1)) for i in range(n)})
+            out = replace(out, control=tuple(pairs[i] for i in picked))
         return out
 
     def check_control(self) -> None:
@@ -98,13 +100,14 @@ class Judge(Check):
         if not self.control or self.control_rows == 0:
             return
         texts, labels = zip(*self.control)
-        flags = self.flag_batch({self.column: list(texts), self.label_column: list(labels)})[self.flag_column]
-        rejected = sum(flags) / len(flags)
-        logger.info("judge control: %d of %d real rows would be removed", sum(flags), len(flags))
-        if rejected > self.max_control_rejected:
+        judged = self.flag_batch({self.column: list(texts), self.label_column: list(labels)})
+        # a real row the judge could not judge counts against it too: it has not shown it can judge
+        bad = sum(f or e is not None for f, e in zip(judged[self.flag_column], judged[f"{self.name}_parse_error"]))
+        logger.info("judge control: %d of %d real rows would be removed or were not judged", bad, len(texts))
+        if bad > self.max_control_rejected * len(texts):
             raise ValueError(
-                f"judge: the judge ({self.model or 'the embedded 135M model'}) would remove {sum(flags)} of "
-                f"{len(flags)} real rows judged as a control, so its scores do not separate good rows from bad; "
+                f"judge: the judge ({self.model or 'the embedded 135M model'}) would remove (or could not judge) "
+                f"{bad} of {len(texts)} real rows judged as a control, so its scores do not separate good rows from bad; "
                 "name a stronger judge (judge: {model: ...}), lower min_score, or set control_rows: 0 to filter anyway")
 
     def annotate(self, ds):

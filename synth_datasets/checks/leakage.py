@@ -51,12 +51,14 @@ class RealCopies(Check):
         if self.embedding_threshold is not None:
             from .semantic import embed
 
-            if self.reference:
+            from .semantic import COSINE_SLACK
+
+            if self.reference and len(best):
                 cosine = (embed(batch[self.column], self.encoder) @ embed(self.reference, self.encoder).T).max(axis=1)
             else:
                 cosine = np.zeros(len(best))
             out[f"{self.name}_cosine"] = [round(float(c), 4) for c in cosine]
-            flags = [f or c >= self.embedding_threshold for f, c in zip(flags, cosine)]
+            flags = [f or c >= self.embedding_threshold - COSINE_SLACK for f, c in zip(flags, cosine)]
         return {**out, self.flag_column: flags}
 
 

@@ -79,14 +79,18 @@ class CheckReport:
         keys = ("rows", "distinct_1", "distinct_2", "mean_pairwise_distance", "near_duplicate_share")
         heads = ("rows", "dist-1", "dist-2", "mean dist", "near-dup")
         per_label = before.get("per_label", {})
-        shown = sorted(per_label, key=lambda label: (-per_label[label]["near_duplicate_share"], label))
+        after_labels = after.get("per_label", {})
+        empty = {k: None for k in keys} | {"rows": 0, "near_duplicate_share": 0.0}
+        per_label = {label: per_label.get(label, empty) for label in [*per_label, *(l for l in after_labels if l not in per_label)]}
+        shown = sorted(per_label, key=lambda label: (-(per_label[label]["near_duplicate_share"] or 0.0), label))
         shown = shown if limit is None else shown[:limit]
         width = max(7, *(len(label) for label in shown)) if shown else 7
         lines = [f"{'':<{width}} {'':<6} " + " ".join(f"{h:>9}" for h in heads)]
         for name, b, a in [("overall", before["overall"], after["overall"])] + [
-                (label, per_label[label], after.get("per_label", {}).get(label)) for label in shown]:
+                (label, per_label[label], after_labels.get(label)) for label in shown]:
             for when, figures in (("before", b), ("after", a)):
-                values = " ".join(f"{figures[k]:>9}" for k in keys) if figures else f"{'(no rows left)':>9}"
+                figures = figures or empty
+                values = " ".join(f"{'-' if figures[k] is None else figures[k]:>9}" for k in keys)
                 lines.append(f"{name if when == 'before' else '':<{width}} {when:<6} {values}")
         if len(per_label) > len(shown):
             lines.append(f"... {len(per_label) - len(shown)} more labels (all in the report's 'diversity')")

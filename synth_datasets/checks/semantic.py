@@ -27,13 +27,20 @@ DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 # returned?" / "What caused my top-up to be returned?": 0.94); see docs/checks.md for the rates on
 # real banking77 rows.
 DEFAULT_THRESHOLD = 0.95
+# float32 rounding: a text and its copy reach a cosine of 0.99999994, so threshold 1.0 must still match
+COSINE_SLACK = 1e-6
 
 
-def encoder_available() -> bool:
-    """Whether sentence-transformers (the [train] extra) is installed, so embeddings can be made."""
+def encoder_available(encoder: str = DEFAULT_ENCODER) -> bool:
+    """Whether embeddings can be made: sentence-transformers installed, and for the default encoder
+    the package that embeds it (both come with the [train] extra)."""
     import importlib.util
 
-    return importlib.util.find_spec("sentence_transformers") is not None
+    from ..students.encoder import _EMBEDDED_NAMES, _EMBEDDED_PACKAGE
+
+    if importlib.util.find_spec("sentence_transformers") is None:
+        return False
+    return encoder not in _EMBEDDED_NAMES or importlib.util.find_spec(_EMBEDDED_PACKAGE) is not None
 
 
 def embed(texts: Sequence[str | None], encoder: str = DEFAULT_ENCODER) -> np.ndarray:
@@ -54,7 +61,7 @@ def similar_earlier(emb: np.ndarray, threshold: float, block: int = 512) -> dict
     for start in range(0, len(emb), block):
         stop = min(start + block, len(emb))
         sims = emb[start:stop] @ emb[:stop].T  # the block's rows against every row up to the block's end
-        js, is_ = np.nonzero(sims >= threshold)
+        js, is_ = np.nonzero(sims >= threshold - COSINE_SLACK)
         for j_local, i in zip(js.tolist(), is_.tolist()):
             j = start + j_local
             if i < j:
@@ -97,25 +104,31 @@ class SemanticDuplicates(Check):
         return {f"{self.name}_score": [round(b, 4) for b in best], self.flag_column: flags}
 
 
-def distinct_n(texts: Sequence[str | None], n: int) -> float:
-    """Distinct word n-grams / all word n-grams over the texts (normalised; 1.0 = no n-gram repeats)."""
+def distinct_n(texts: Sequence[str | None], n: int) -> float | None:
+    """Distinct word n-grams / all word n-grams over the texts (normalised; 1.0 = no n-gram repeats;
+    None when the texts hold no n-gram at all)."""
     total, seen = 0, set()
     for text in texts:
         words = normalize_text(text or "").split()
         grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
         total += len(grams)
         seen.update(grams)
-    return len(seen) / total if total else 0.0
+    return len(seen) / total if total else None
 
 
-def mean_pairwise_distance(emb: np.ndarray) -> float:
-    """1 - mean cosine over all pairs of distinct rows, in O(n) from the sum of the normalised rows."""
+def mean_pairwise_distance(emb: np.ndarray) -> float | None:
+    """1 - mean cosine over all pairs of distinct rows, in O(n) from the sum of the normalised rows
+    (None for fewer than two rows: there is no pair)."""
     n = len(emb)
     if n < 2:
-        return 0.0
+        return None
     total = emb.sum(axis=0, dtype=np.float64)
     mean_cos = (float(total @ total) - float((emb.astype(np.float64) ** 2).sum())) / (n * (n - 1))
     return 1.0 - mean_cos
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def _figures(texts: list[str], emb: np.ndarray, threshold: float) -> dict:
@@ -123,10 +136,10 @@ def _figures(texts: list[str], emb: np.ndarray, threshold: float) -> dict:
     with_twin = set(pairs) | {i for found in pairs.values() for i, _ in found}
     return {
         "rows": len(texts),
-        "distinct_1": round(distinct_n(texts, 1), 4),
-        "distinct_2": round(distinct_n(texts, 2), 4),
-        "mean_pairwise_distance": round(mean_pairwise_distance(emb), 4),
-        "near_duplicate_share": round(len(with_twin) / len(texts), 4) if texts else 0.0,
+        "distinct_1": _round(distinct_n(texts, 1)),
+        "distinct_2": _round(distinct_n(texts, 2)),
+        "mean_pairwise_distance": _round(mean_pairwise_distance(emb)),
+        "near_duplicate_share": round(len(with_twin) / len(texts), 4) if texts else None,
     }
 
 
@@ -137,7 +150,10 @@ def diversity(texts: Sequence[str | None], labels: Sequence | None = None, thres
     distinct_1 / distinct_2       distinct word uni-/bigrams over all of them (lexical variety)
     mean_pairwise_distance        1 - mean cosine between the rows' embeddings (semantic spread)
     near_duplicate_share          share of rows with another row at cosine >= threshold (per label:
-                                  within the label; overall: among all rows)
+                                  within the label; overall: among all rows, whatever their label)
+
+    A figure that cannot be computed is None: mean pairwise distance for fewer than two rows,
+    distinct-n for texts with no n-gram, everything for no rows.
 
     Figures depend on the number of rows (distinct-n falls as rows are added), so compare sets of
     similar size: synthetic before / after the checks, or synthetic against as many real rows.

@@ -105,22 +105,17 @@ def render_card(dsdict: DatasetDict, provenance: dict, files: dict[str, str] | N
 
 def _diversity_rows(diversity: dict | None) -> dict | None:
     """Overall and per-label figures as 'before -> after' cells for the card's diversity table."""
+    from .checks.semantic import FIGURES, figures_by_label, shown
+
     if not diversity:
         return None
-    before, after = diversity["before"], diversity["after"]
-    keys = ("rows", "distinct_1", "distinct_2", "mean_pairwise_distance", "near_duplicate_share")
 
-    def show(figures: dict | None, key: str):
-        value = (figures or {}).get(key)
-        return 0 if key == "rows" and figures is None else "-" if value is None else value
+    def cells(label: str, b: dict, a: dict) -> dict:
+        return {"label": label, **{k: f"{shown(b[k])} -> {shown(a[k])}" for k in FIGURES}}
 
-    def cells(label: str, b: dict | None, a: dict | None) -> dict:
-        return {"label": label, **{k: f"{show(b, k)} -> {show(a, k)}" for k in keys}}
-
-    rows = [cells("**all rows**", before["overall"], after["overall"])]
-    per_before, per_after = before.get("per_label", {}), after.get("per_label", {})
-    for label in [*per_before, *(l for l in per_after if l not in per_before)]:  # relabelling can add a label
-        rows.append(cells(label, per_before.get(label), per_after.get(label)))
+    rows = [cells("**all rows**", diversity["before"]["overall"], diversity["after"]["overall"])]
+    rows += [cells(label, b, a) for label, b, a in figures_by_label(diversity)]
+    before = diversity["before"]
     return {"encoder": before.get("encoder"), "threshold": before.get("threshold"), "rows": rows}
 
 

@@ -131,6 +131,7 @@ def recipe_synthesizer(recipe: Recipe, per_label: int, test_texts: Sequence[str]
     task = recipe.task
     extra = {k: v for k, v in (("template", task.prompt_template), ("system_prompt", task.system_prompt)) if v}
 
+    diversity = want_diversity(recipe)  # once: it warns when the encoder is missing
     generated: dict = {}  # the last generation, so checking it again for another k does not regenerate
 
     def synthesize(real: Dataset, labels: list, seed: int, check_real: Dataset | None = None) -> Dataset:
@@ -149,7 +150,7 @@ def recipe_synthesizer(recipe: Recipe, per_label: int, test_texts: Sequence[str]
         context = CheckContext(real_texts=list(checked_against["text"]), real_labels=list(checked_against["label"]),
                                test_texts=list(test_texts) if test_texts is not None else None, labels=list(labels),
                                extra=check_extras(recipe, labels))
-        kept, report = run_checks(synthetic, recipe.build_checks(), context=context, diversity=want_diversity(recipe))
+        kept, report = run_checks(synthetic, recipe.build_checks(), context=context, diversity=diversity)
         logger.info("draw seed %d: %d requested, %d kept after checks", seed, len(prompts), len(kept))
         synthesize.last_report = report  # read by run_compare: what each check removed in this draw
         return kept.select_columns(["text", "label"])
@@ -194,10 +195,10 @@ def run_compare(recipe: Recipe, synthesize: Synthesizer | None = None, student=N
     bar = tqdm(total=cfg.draws * len(ks) * (1 + 3 * (len(ratios) + 1)), desc="compare", unit="student",
                disable=not progress)
     started = time.perf_counter()
+    per_k_checks = cfg.generate_from == "smallest_k" and "check_real" in inspect.signature(synthesize).parameters
     for d in range(cfg.draws):
         draw_seed = seeds.seed + d
         drawn = draw_real(train, labels, ks, draw_seed)
-        per_k_checks = cfg.generate_from == "smallest_k" and "check_real" in inspect.signature(synthesize).parameters
         shared = None
         if cfg.generate_from == "smallest_k" and not per_k_checks:  # a synthesizer that cannot re-check
             shared = synthesize(drawn[ks[0]], labels, draw_seed)

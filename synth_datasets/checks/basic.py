@@ -118,16 +118,14 @@ class ExactDuplicates(Check):
 @functools.lru_cache(maxsize=None)
 def _code_digest(cls) -> str:
     """The package version and a digest of the code checks run: this package (checks/) and the
-    modules its checks call into (embeddings, the classifier student)."""
+    modules its checks call into (the classifier student and its encoder)."""
     from .. import __version__
 
     here = Path(__file__).parent
-    files = sorted(here.glob("*.py")) + [here.parent / "embeddings.py", here.parent / "students" / "classifier.py",
-                                         here.parent / "students" / "encoder.py"]
+    files = sorted(here.glob("*.py")) + [here.parent / "students" / "classifier.py", here.parent / "students" / "encoder.py"]
     digest = hashlib.sha1(__version__.encode())
     for path in files:
-        if path.exists():
-            digest.update(path.read_bytes())
+        digest.update(path.read_bytes())
     return digest.hexdigest()
 
 

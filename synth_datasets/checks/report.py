@@ -73,27 +73,23 @@ class CheckReport:
 
     def diversity_table(self, limit: int | None = 10) -> str:
         """Diversity before and after the checks: overall, then the labels with the most near-duplicates."""
+        from .semantic import FIGURES, figures_by_label, shown
+
         if not self.diversity:
             return ""
-        before, after = self.diversity["before"], self.diversity["after"]
-        keys = ("rows", "distinct_1", "distinct_2", "mean_pairwise_distance", "near_duplicate_share")
         heads = ("rows", "dist-1", "dist-2", "mean dist", "near-dup")
-        per_label = before.get("per_label", {})
-        after_labels = after.get("per_label", {})
-        empty = {k: None for k in keys} | {"rows": 0, "near_duplicate_share": 0.0}
-        per_label = {label: per_label.get(label, empty) for label in [*per_label, *(l for l in after_labels if l not in per_label)]}
-        shown = sorted(per_label, key=lambda label: (-(per_label[label]["near_duplicate_share"] or 0.0), label))
-        shown = shown if limit is None else shown[:limit]
-        width = max(7, *(len(label) for label in shown)) if shown else 7
+        labels = figures_by_label(self.diversity)
+        top = sorted(labels, key=lambda row: (-(row[1]["near_duplicate_share"] or 0.0), row[0]))
+        top = top if limit is None else top[:limit]
+        width = max(7, *(len(label) for label, _, _ in top)) if top else 7
         lines = [f"{'':<{width}} {'':<6} " + " ".join(f"{h:>9}" for h in heads)]
-        for name, b, a in [("overall", before["overall"], after["overall"])] + [
-                (label, per_label[label], after_labels.get(label)) for label in shown]:
+        overall = ("overall", self.diversity["before"]["overall"], self.diversity["after"]["overall"])
+        for name, b, a in [overall, *top]:
             for when, figures in (("before", b), ("after", a)):
-                figures = figures or empty
-                values = " ".join(f"{'-' if figures[k] is None else figures[k]:>9}" for k in keys)
+                values = " ".join(f"{shown(figures[k]):>9}" for k in FIGURES)
                 lines.append(f"{name if when == 'before' else '':<{width}} {when:<6} {values}")
-        if len(per_label) > len(shown):
-            lines.append(f"... {len(per_label) - len(shown)} more labels (all in the report's 'diversity')")
+        if len(labels) > len(top):
+            lines.append(f"... {len(labels) - len(top)} more labels (all in the report's 'diversity')")
         return "\n".join(lines)
 
 

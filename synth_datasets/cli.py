@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from .recipe import RecipeError, load_recipe
+    from .errors import DataError, RecipeError
+    from .recipe import load_recipe
     from .shards import StaleRunError
 
     try:
@@ -62,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "compare":
             return _compare(recipe, args.output)
         return _generate(recipe, args.output, args.overwrite_run)
+    except DataError as e:
+        print(f"synth-datasets: {e}", file=sys.stderr)
+        return 2
     except RecipeError as e:
         print(f"synth-datasets: bad recipe: {e}", file=sys.stderr)
         return 2

@@ -28,10 +28,9 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-import random
 import statistics
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -39,16 +38,18 @@ from typing import Any, Callable, Sequence
 from datasets import Dataset
 from tqdm.auto import tqdm
 
-from .evaluation import score
-from .mix import mix, rows_for, take_per_label
-from .recipe import Recipe, RecipeError
-from .tasks import classification
+from .data import sample_per_group, take_per_group
+from .errors import RecipeError
+from .mix import mix, rows_for, with_source
+from .recipe import Recipe
 
 logger = logging.getLogger(__name__)
 
-Synthesizer = Callable[[Dataset, list, int], Dataset]  # (real rows, labels, seed) -> synthetic rows (text, label)
+# (real rows, labels (None for a task without labels), seed[, check_real]) -> synthetic rows in the task's columns
+Synthesizer = Callable[..., Dataset]
 
 ARMS = ("real-only", "synthetic-only", "blended", "two-stage")
+METRICS = ("accuracy", "macro_f1")  # classification's; a run uses its task's (CompareResult.setup["metrics"])
 
 
 @dataclass
@@ -68,47 +69,50 @@ class CompareResult:
     def verdict(self) -> str:
         return " ".join(v["text"] for v in self.verdicts)
 
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return tuple(self.setup.get("metrics", METRICS))
+
     def table(self) -> str:
-        return markdown_table(self.summary)
+        return markdown_table(self.summary, self.metrics, self.setup.get("metric_names"))
 
 
-def draw_real(train: Dataset, labels: Sequence[str], ks: Sequence[int], seed: int) -> dict[int, Dataset]:
-    """For one draw: {k: k random rows per label}, nested (smaller k = prefix of the larger k's rows)."""
-    by_label: dict[str, list[int]] = defaultdict(list)
-    for i, label in enumerate(train["label"]):
-        by_label[label].append(i)
-    rng = random.Random(seed)
-    order = {}
-    for label in labels:
-        rows = by_label.get(label, [])
-        if len(rows) < max(ks):
-            raise RecipeError(f"compare.real_per_label: label {label!r} has only {len(rows)} real rows, fewer than k={max(ks)}")
-        order[label] = rng.sample(rows, len(rows))
-    return {k: train.select(sorted(i for label in labels for i in order[label][:k])) for k in ks}
+def draw_real(train: Dataset, labels: Sequence[str] | None, ks: Sequence[int], seed: int,
+              column: str | None = "label") -> dict[int, Dataset]:
+    """For one draw: {k: k random rows per label}, nested (smaller k = prefix of the larger k's rows).
+    With `column=None` (a task without labels) k rows in all."""
+    groups = train[column] if column is not None else ["all"] * len(train)
+    names = list(labels) if column is not None else ["all"]
+    order = sample_per_group(groups, dict.fromkeys(names), seed)
+    for name in names:
+        if len(order[name]) < max(ks):
+            what = f"label {name!r} has only" if column is not None else "there are only"
+            raise RecipeError(f"compare.real_per_label: {what} {len(order[name])} real rows, fewer than k={max(ks)}")
+    return {k: train.select(sorted(i for name in names for i in order[name][:k])) for k in ks}
 
 
-def arm_amounts(synthetic: Dataset, labels: Sequence[str], k: int, ratios: Sequence[float], seed: int,
-                max_shortfall: float = 0.05):
+def arm_amounts(synthetic: Dataset, labels: Sequence[str] | None, k: int, ratios: Sequence[float], seed: int,
+                max_shortfall: float = 0.05, column: str | None = "label"):
     """(ratio, rows) for each ratio of synthetic rows per real row, then (None, every kept row).
 
-    A ratio takes `ratio x k` rows of every label. When the checks left some labels a few rows short,
-    those labels give what they have, as long as the rows missing are at most `max_shortfall` of the
-    rows the ratio needs (the table shows the real count); beyond that the ratio is not run (rows is
-    None), so a row called "2x" is never really "whatever was left". The "all" arm is left out when
-    it would add less than a quarter to the rows of the largest ratio that ran (a near-repeat of
-    that arm, which costs a student and says nothing new).
+    A ratio takes `ratio x k` rows of every label (of all rows, for a task without labels). When the
+    checks left some labels a few rows short, those labels give what they have, as long as the rows
+    missing are at most `max_shortfall` of the rows the ratio needs (the table shows the real
+    count); beyond that the ratio is not run (rows is None), so a row called "2x" is never really
+    "whatever was left". The "all" arm is left out when it would add less than a quarter to the rows
+    of the largest ratio that ran (a near-repeat of that arm, which costs a student and says nothing new).
     """
-    kept = defaultdict(int)
-    for label in synthetic["label"]:
-        kept[label] += 1
+    groups = synthetic[column] if column is not None else ["all"] * len(synthetic)
+    names = sorted(labels) if column is not None else ["all"]
+    kept = Counter(groups)
     out, largest = [], 0
     for ratio in ratios:
         need = rows_for(ratio, k)
-        missing = sum(max(0, need - kept[label]) for label in labels)
-        if need < 1 or missing > max_shortfall * need * len(labels):
+        missing = sum(max(0, need - kept[name]) for name in names)
+        if need < 1 or missing > max_shortfall * need * len(names):
             out.append((ratio, None))
             continue
-        picked = take_per_label(synthetic, {label: min(need, kept[label]) for label in labels}, seed)
+        picked = take_per_group(synthetic, groups, {name: min(need, kept[name]) for name in names}, seed)
         largest = len(picked)
         out.append((ratio, picked))
     if len(synthetic) > ALL_ARM_MIN_GAIN * largest:
@@ -119,167 +123,218 @@ def arm_amounts(synthetic: Dataset, labels: Sequence[str], k: int, ratios: Seque
 ALL_ARM_MIN_GAIN = 1.25  # see arm_amounts
 
 
-def recipe_synthesizer(recipe: Recipe, per_label: int, test_texts: Sequence[str] | None = None) -> Synthesizer:
+def recipe_synthesizer(recipe: Recipe, per_label: int, test_texts: Sequence[str] | None = None, task=None) -> Synthesizer:
     """Generate `per_label` rows per label from the given real rows with the recipe's prompts,
     generator and checks (cached by the datasets cache, so a rerun does not generate again).
     Checks that compare against real rows (copies, label agreement) use the draw's rows, and
-    decontamination uses `test_texts`."""
-    from .checks import CheckContext, run_checks
-    from .generate import Generate, generate
-    from .pipeline import check_extras, file_backed, want_diversity
-
-    task = recipe.task
-    extra = {k: v for k, v in (("template", task.prompt_template), ("system_prompt", task.system_prompt)) if v}
+    decontamination uses `test_texts`. `task` is the recipe's task bound to its data (labels)."""
+    from .checks import run_checks
+    from .generate import generate
+    from .pipeline import build_generation, check_context, file_backed, want_diversity
 
     diversity = want_diversity(recipe)  # once: it warns when the encoder is missing
     generated: dict = {}  # the last generation, so checking it again for another k does not regenerate
 
-    def synthesize(real: Dataset, labels: list, seed: int, check_real: Dataset | None = None) -> Dataset:
+    def synthesize(real: Dataset, labels, seed: int, check_real: Dataset | None = None) -> Dataset:
         """Generate from `real`; check against `check_real` (default `real`): the real rows the
         checks compare with (copies, label agreement), which may be more than the generator saw."""
-        checked_against = real if check_real is None else check_real
-        prompts = classification.classification_prompts(
-            real, labels, per_label=per_label, text_column="text", label_column="label", shots=task.shots,
-            seed=seed, **extra)
-        gen = Generate(model=recipe.generator.model, sampling=recipe.generator.sampling(), engine=recipe.engine,
-                       json_schema=classification.json_schema(labels, task.max_chars), parser="classification")
+        bound = task if task is not None else recipe.make_task().with_data(real)
+        if labels is not None and bound.labels != list(labels):
+            bound = type(bound)(bound.config, bound.seeds, labels)
+        prompts, gen = build_generation(recipe, bound, real, seed, per_label=per_label)
         key = (seed, tuple(prompts["row_id"]))
         if generated.get("key") != key:  # smallest_k calls again per k with the same rows: generate once
             generated.update(key=key, rows=generate(file_backed(prompts), gen, batch_size=recipe.generator.batch_size))
         synthetic = generated["rows"]
-        context = CheckContext(real_texts=list(checked_against["text"]), real_labels=list(checked_against["label"]),
-                               test_texts=list(test_texts) if test_texts is not None else None, labels=list(labels),
-                               extra=check_extras(recipe, labels))
-        kept, report = run_checks(synthetic, recipe.build_checks(), context=context, diversity=diversity)
+        context = check_context(recipe, bound, real if check_real is None else check_real, test_texts=test_texts)
+        kept, report = run_checks(synthetic, recipe.build_checks(), context=context, diversity=diversity,
+                                  text_column=bound.text_column, label_column=bound.label_column)
         logger.info("draw seed %d: %d requested, %d kept after checks", seed, len(prompts), len(kept))
         synthesize.last_report = report  # read by run_compare: what each check removed in this draw
-        return kept.select_columns(["text", "label"])
+        return kept.select_columns(list(bound.columns))
 
     synthesize.last_report = None
     return synthesize
 
 
-def run_compare(recipe: Recipe, synthesize: Synthesizer | None = None, student=None, progress: bool = True,
-                echo: Callable[[str], None] | None = print) -> CompareResult:
-    """The whole experiment for `recipe` (see the module docstring); nothing is written here."""
-    from .pipeline import load_real
+def make_student(recipe: Recipe, task):
+    """The student kind `compare` trains (students.STUDENTS), with the recipe's settings for it."""
     from .students import STUDENTS
+
+    name = recipe.student
+    try:
+        kind = STUDENTS.lookup(name, "compare.student")
+    except ValueError as e:
+        raise RecipeError(str(e)) from None
+    fits = getattr(kind, "tasks", None)
+    if fits is not None and task.name not in fits:
+        raise RecipeError(f"compare.student: the {name!r} student does not fit the task {task.name!r} (it fits {list(fits)})")
+    cfg = recipe.compare
+    options = {option: getattr(cfg, name) for name, option in getattr(kind, "recipe_fields", {}).items()}
+    try:
+        return kind(**{**options, **cfg.student_options})
+    except (TypeError, ValueError) as e:
+        raise RecipeError(f"compare.student_options: {e}") from None
+
+
+@dataclass
+class _Prepared:
+    task: Any
+    train: Dataset
+    test: Dataset
+
+
+def prepare(recipe: Recipe) -> _Prepared:
+    """Step 1: the task bound to its labels, the real rows draws are made from, the real test split."""
+    from .pipeline import read_real
 
     cfg = recipe.compare
     if not cfg.test_path:
         raise RecipeError("compare.test_path: required; name the real test split (it is never shown to the generator)")
-    seeds = recipe.seeds
-    train = _standard(load_real(recipe, seeds.path, seeds.split, "seeds.path"), seeds.text_column, seeds.label_column)
-    test = _standard(load_real(recipe, cfg.test_path, cfg.test_split, "compare.test_path"), seeds.text_column, seeds.label_column)
-    labels = list(seeds.labels or sorted(set(train["label"])))
-    test = test.filter(lambda label: label in set(labels), input_columns="label")
+    task = recipe.make_task()
+    train, _ = read_real(recipe, task, recipe.seeds.path, recipe.seeds.split, "seeds.path")
+    test, _ = read_real(recipe, task, cfg.test_path, cfg.test_split, "compare.test_path")
+    task = task.with_data(train)
+    test = task.restrict(test)
     if len(test) == 0:
         raise RecipeError("compare.test_path: no test row has one of the recipe's labels")
-    overlap = set(test["text"]) & set(train["text"])
+    column = task.text_column
+    overlap = set(test[column]) & set(train[column])
     if overlap:  # never let a test row be drawn as a real row (and so shown to the generator)
         logger.warning("%d texts are in both seeds.path and compare.test_path: removed from the rows draws are made from",
                        len(overlap))
-        train = train.filter(lambda text: text not in overlap, input_columns="text")
-    synthesize = synthesize or recipe_synthesizer(recipe, cfg.synthetic_per_label, test_texts=test["text"])
-    if student is None:
-        settings = {"encoder": cfg.encoder, "c": cfg.c} if cfg.student == "classifier" else {"model": cfg.lm_model, "epochs": cfg.lm_epochs}
-        student = STUDENTS[cfg.student](**settings)
+        train = train.filter(lambda text: text not in overlap, input_columns=column)
+    return _Prepared(task, train, test)
+
+
+def synthesize_draws(recipe: Recipe, prep: _Prepared, synthesize: Synthesizer, result: CompareResult) -> list[tuple]:
+    """Step 2: every draw's real rows and, for each k, the synthetic rows the student gets (each
+    draw's rows generated from its own real rows; see the module docstring). Returns
+    [(draw, k, real rows, synthetic rows)] and records what was requested and kept in `result`."""
+    cfg, task = recipe.compare, prep.task
     ks = sorted(set(cfg.real_per_label))
-    ratios = sorted(cfg.ratios)
-    result = CompareResult(setup={
-        "labels": labels, "test_rows": len(test), "real_per_label": ks, "draws": cfg.draws,
-        "synthetic_per_label": cfg.synthetic_per_label, "generate_from": cfg.generate_from, "ratios": sorted(cfg.ratios), "primary_ratio": cfg.primary_ratio,
-        "student": student.describe(), "seed": seeds.seed, "test_path": cfg.test_path, "seeds_path": seeds.path,
-    })
-    # at most: real-only + 3 arms x (each ratio + all kept rows); fewer where a ratio already takes every row
-    bar = tqdm(total=cfg.draws * len(ks) * (1 + 3 * (len(ratios) + 1)), desc="compare", unit="student",
-               disable=not progress)
-    started = time.perf_counter()
     per_k_checks = cfg.generate_from == "smallest_k" and "check_real" in inspect.signature(synthesize).parameters
+    out = []
     for d in range(cfg.draws):
-        draw_seed = seeds.seed + d
-        drawn = draw_real(train, labels, ks, draw_seed)
+        draw_seed = recipe.seeds.seed + d
+        drawn = draw_real(prep.train, task.labels, ks, draw_seed, column=task.label_column)
         shared = None
         if cfg.generate_from == "smallest_k" and not per_k_checks:  # a synthesizer that cannot re-check
-            shared = synthesize(drawn[ks[0]], labels, draw_seed)
+            shared = synthesize(drawn[ks[0]], task.labels, draw_seed)
         for k, real in drawn.items():
-            source_k = ks[0] if cfg.generate_from == "smallest_k" else k
             if shared is not None:
                 synthetic = shared
             elif per_k_checks:  # generated once from the smallest k, checked against this k's rows
-                synthetic = synthesize(drawn[ks[0]], labels, draw_seed, check_real=real)
+                synthetic = synthesize(drawn[ks[0]], task.labels, draw_seed, check_real=real)
             else:
-                synthetic = synthesize(real, labels, draw_seed)
-            record = {"draw": d, "k": k, "generated_from_k": source_k,
-                      "requested": cfg.synthetic_per_label * len(labels), "kept": len(synthetic)}
-            report = getattr(synthesize, "last_report", None)
-            if report is not None:
-                record["checks"] = [{"name": r.check["name"], "rows_in": r.rows_in, "removed": r.removed,
-                                     "relabelled": r.relabelled} for r in report.results]
-                if report.diversity:
-                    record["diversity"] = {when: report.diversity[when]["overall"] for when in ("before", "after")}
-            result.generation.append(record)
-
-            def run(arm: str, ratio, rows: Dataset, prior=None, stage_rows: int | None = None):
-                t0 = time.perf_counter()
-                model = student.fit(rows["text"], rows["label"], labels, prior=prior)
-                preds = student.predict(model, test["text"])
-                metrics = score("classification", [_index(labels, p) for p in preds], [_index(labels, t) for t in test["label"]])
-                syn = stage_rows if stage_rows is not None else sum(1 for s in rows["source"] if s == "synthetic")
-                record = {"draw": d, "k": k, "arm": arm, "ratio": ratio, "real_rows": sum(1 for s in rows["source"] if s == "real"),
-                          "synthetic_rows": syn, **metrics, "seconds": round(time.perf_counter() - t0, 2)}
-                if arm == "two-stage":
-                    record["real_rows"] = len(rows)
-                result.runs.append(record)
-                bar.update()
-                if echo:
-                    echo(f"draw {d} k={k} {arm:<14} {_amount(ratio):>4}: accuracy {100 * metrics['accuracy']:.1f}% "
-                         f"macro-F1 {100 * metrics['macro_f1']:.1f}% ({record['real_rows']} real + {syn} synthetic rows)")
-                return model
-
+                synthetic = synthesize(real, task.labels, draw_seed)
+            result.generation.append(_generation_record(synthesize, d, k, ks[0] if cfg.generate_from == "smallest_k" else k,
+                                                        cfg.synthetic_per_label * len(task.group_names()), len(synthetic)))
             if len(synthetic) == 0:
                 raise RecipeError(f"draw {d}, k={k}: no synthetic row survived generation and the checks; "
                                   "nothing to compare (see the recipe's checks)")
-            real_rows = _with_source(real, "real")
-            run("real-only", 0.0, real_rows)
-            arms = arm_amounts(synthetic, labels, k, ratios, draw_seed, cfg.max_shortfall)
-            bar.update(3 * (len(ratios) + 1 - len(arms)))  # an "all" arm that would nearly repeat the largest ratio
-            for ratio, picked in arms:
-                if ratio is not None and picked is None:  # not enough kept rows for this ratio: not run
-                    result.skipped.append({"draw": d, "k": k, "ratio": ratio, "kept": len(synthetic)})
-                    bar.update(3)
-                    continue
-                stage_one = run("synthetic-only", ratio, _with_source(picked, "synthetic"))
-                run("blended", ratio, mix(real, picked, ratio=None, seed=draw_seed))
-                run("two-stage", ratio, real_rows, prior=stage_one, stage_rows=len(picked))
+            out.append((d, k, real, synthetic))
+    return out
+
+
+def _generation_record(synthesize, d: int, k: int, source_k: int, requested: int, kept: int) -> dict:
+    record = {"draw": d, "k": k, "generated_from_k": source_k, "requested": requested, "kept": kept}
+    report = getattr(synthesize, "last_report", None)
+    if report is not None:
+        record["checks"] = [{"name": r.check["name"], "rows_in": r.rows_in, "removed": r.removed,
+                             "relabelled": r.relabelled} for r in report.results]
+        if report.diversity:
+            record["diversity"] = {when: report.diversity[when]["overall"] for when in ("before", "after")}
+    return record
+
+
+def train_students(recipe: Recipe, prep: _Prepared, draws: list[tuple], student, result: CompareResult,
+                   progress: bool = True, echo: Callable[[str], None] | None = print) -> None:
+    """Step 3: for every (draw, k), real-only, then synthetic-only, blended and two-stage at each
+    ratio and with every kept row; each student scored on the real test split."""
+    cfg, task, test = recipe.compare, prep.task, prep.test
+    ratios = sorted(cfg.ratios)
+    # at most: real-only + 3 arms x (each ratio + all kept rows); fewer where a ratio already takes every row
+    bar = tqdm(total=len(draws) * (1 + 3 * (len(ratios) + 1)), desc="compare", unit="student", disable=not progress)
+    for d, k, real, synthetic in draws:
+        draw_seed = recipe.seeds.seed + d
+
+        def run(arm: str, ratio, rows: Dataset, prior=None, stage_rows: int | None = None):
+            t0 = time.perf_counter()
+            model = student.fit(rows, task, prior=prior)
+            metrics = task.score(student.predict(model, test, task), test)
+            syn = stage_rows if stage_rows is not None else sum(1 for s in rows["source"] if s == "synthetic")
+            record = {"draw": d, "k": k, "arm": arm, "ratio": ratio, "real_rows": sum(1 for s in rows["source"] if s == "real"),
+                      "synthetic_rows": syn, **metrics, "seconds": round(time.perf_counter() - t0, 2)}
+            if arm == "two-stage":
+                record["real_rows"] = len(rows)
+            result.runs.append(record)
+            bar.update()
+            if echo:
+                shown = " ".join(f"{task.metric_names.get(m, m)} {100 * metrics[m]:.1f}%" for m in task.metrics)
+                echo(f"draw {d} k={k} {arm:<14} {_amount(ratio):>4}: {shown} ({record['real_rows']} real + {syn} synthetic rows)")
+            return model
+
+        real_rows = with_source(real, "real", task.columns)
+        run("real-only", 0.0, real_rows)
+        arms = arm_amounts(synthetic, task.labels, k, ratios, draw_seed, cfg.max_shortfall, column=task.label_column)
+        bar.update(3 * (len(ratios) + 1 - len(arms)))  # an "all" arm that would nearly repeat the largest ratio
+        for ratio, picked in arms:
+            if ratio is not None and picked is None:  # not enough kept rows for this ratio: not run
+                result.skipped.append({"draw": d, "k": k, "ratio": ratio, "kept": len(synthetic)})
+                bar.update(3)
+                continue
+            stage_one = run("synthetic-only", ratio, with_source(picked, "synthetic", task.columns))
+            run("blended", ratio, mix(real, picked, ratio=None, seed=draw_seed, columns=task.columns, by=task.label_column))
+            run("two-stage", ratio, real_rows, prior=stage_one, stage_rows=len(picked))
     bar.close()
+
+
+def run_compare(recipe: Recipe, synthesize: Synthesizer | None = None, student=None, progress: bool = True,
+                echo: Callable[[str], None] | None = print) -> CompareResult:
+    """The whole experiment for `recipe` (see the module docstring); nothing is written here."""
+    cfg = recipe.compare
+    prep = prepare(recipe)
+    task = prep.task
+    synthesize = synthesize or recipe_synthesizer(recipe, cfg.synthetic_per_label, test_texts=prep.test[task.text_column],
+                                                  task=task)
+    student = student or make_student(recipe, task)
+    result = CompareResult(setup={
+        "labels": task.labels, "test_rows": len(prep.test), "real_per_label": sorted(set(cfg.real_per_label)),
+        "draws": cfg.draws, "synthetic_per_label": cfg.synthetic_per_label, "generate_from": cfg.generate_from,
+        "ratios": sorted(cfg.ratios), "primary_ratio": cfg.primary_ratio, "student": student.describe(),
+        "seed": recipe.seeds.seed, "test_path": cfg.test_path, "seeds_path": recipe.seeds.path,
+    })
+    started = time.perf_counter()
+    draws = synthesize_draws(recipe, prep, synthesize, result)
+    train_students(recipe, prep, draws, student, result, progress, echo)
     if result.skipped:
         logger.warning("%d (draw, k, ratio) arms were not run: the checks left too few synthetic rows for the ratio "
                        "(see compare.json 'skipped'); the 'all' arm used every kept row instead", len(result.skipped))
     result.setup["seconds"] = round(time.perf_counter() - started, 1)
-    result.summary = summarise(result.runs)
+    result.setup["metrics"], result.setup["metric_names"] = list(task.metrics), dict(task.metric_names)
+    result.summary = summarise(result.runs, task.metrics)
     result.verdicts = verdicts(result.summary, cfg.primary_ratio)
     return result
 
 
-def summarise(runs: list[dict]) -> list[dict]:
-    """Mean ± sd per (k, arm, ratio) over draws, and the paired difference to real-only."""
+def summarise(runs: list[dict], metrics: Sequence[str] = METRICS) -> list[dict]:
+    """Mean ± sd of every metric per (k, arm, ratio) over draws, and the paired difference to
+    real-only of the first (primary) metric."""
+    primary = metrics[0]
     base = {(r["draw"], r["k"]): r for r in runs if r["arm"] == "real-only"}
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in runs:
         groups[(r["k"], r["arm"], r["ratio"])].append(r)
     rows = []
     for (k, arm, ratio), members in groups.items():
-        acc = [m["accuracy"] for m in members]
-        f1 = [m["macro_f1"] for m in members]
-        delta = [m["accuracy"] - base[(m["draw"], k)]["accuracy"] for m in members]
-        rows.append({
-            "k": k, "arm": arm, "ratio": ratio, "draws": len(members),
-            "synthetic_rows": statistics.mean(m["synthetic_rows"] for m in members),
-            "accuracy": statistics.mean(acc), "accuracy_sd": _sd(acc),
-            "macro_f1": statistics.mean(f1), "macro_f1_sd": _sd(f1),
-            "delta": statistics.mean(delta), "delta_sd": _sd(delta),
-        })
+        row = {"k": k, "arm": arm, "ratio": ratio, "draws": len(members),
+               "synthetic_rows": statistics.mean(m["synthetic_rows"] for m in members)}
+        for metric in metrics:
+            values = [m[metric] for m in members]
+            row.update({metric: statistics.mean(values), f"{metric}_sd": _sd(values)})
+        delta = [m[primary] - base[(m["draw"], k)][primary] for m in members]
+        rows.append({**row, "delta": statistics.mean(delta), "delta_sd": _sd(delta)})
     order = {arm: i for i, arm in enumerate(ARMS)}
     return sorted(rows, key=lambda r: (r["k"], order[r["arm"]], _ratio_key(r["ratio"])))
 
@@ -336,19 +391,22 @@ def verdicts(summary: list[dict], primary_ratio: float, draws: int | None = None
     return out
 
 
-def markdown_table(summary: list[dict]) -> str:
-    lines = ["| k | student trained on | synthetic per real | synthetic rows | draws | accuracy % | macro-F1 % | Δ accuracy vs real-only (points) |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|"]
+def markdown_table(summary: list[dict], metrics: Sequence[str] = METRICS, names: dict | None = None) -> str:
+    """The summary as a Markdown table: every metric in %, and the paired Δ of the first one."""
+    names = {"accuracy": "accuracy", "macro_f1": "macro-F1", **(names or {})}
+    heads = " | ".join(f"{names.get(m, m)} %" for m in metrics)
+    lines = [f"| k | student trained on | synthetic per real | synthetic rows | draws | {heads} | Δ {names.get(metrics[0], metrics[0])} vs real-only (points) |",
+             "|---:|---|---:|---:|---:|" + "---:|" * len(metrics) + "---:|"]
     for r in summary:
         delta = "" if r["arm"] == "real-only" else f"{100 * r['delta']:+.1f} ± {100 * r['delta_sd']:.1f}"
+        cells = " | ".join(f"{100 * r[m]:.1f} ± {100 * r[f'{m}_sd']:.1f}" for m in metrics)
         lines.append(f"| {r['k']} | {r['arm']} | {_amount(r['ratio']) if r['arm'] != 'real-only' else '-'} | "
-                     f"{r['synthetic_rows']:.0f} | {r['draws']} | {100 * r['accuracy']:.1f} ± {100 * r['accuracy_sd']:.1f} | "
-                     f"{100 * r['macro_f1']:.1f} ± {100 * r['macro_f1_sd']:.1f} | {delta} |")
+                     f"{r['synthetic_rows']:.0f} | {r['draws']} | {cells} | {delta} |")
     return "\n".join(lines)
 
 
-def plot(summary: list[dict], path: Path) -> Path:
-    """Accuracy vs synthetic rows, one line per arm, one panel per k; real-only as a dashed line."""
+def plot(summary: list[dict], path: Path, metric: str = "accuracy", name: str | None = None) -> Path:
+    """`metric` vs synthetic rows, one line per arm, one panel per k; real-only as a dashed line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -359,15 +417,15 @@ def plot(summary: list[dict], path: Path) -> Path:
     for ax, k in zip(axes[0], ks):
         rows = [r for r in summary if r["k"] == k]
         base = next(r for r in rows if r["arm"] == "real-only")
-        ax.axhline(100 * base["accuracy"], linestyle="--", color="black", label="real-only")
+        ax.axhline(100 * base[metric], linestyle="--", color="black", label="real-only")
         for arm in ARMS[1:]:
             line = sorted((r for r in rows if r["arm"] == arm), key=lambda r: r["synthetic_rows"])
-            ax.errorbar([r["synthetic_rows"] for r in line], [100 * r["accuracy"] for r in line],
-                        yerr=[100 * r["accuracy_sd"] for r in line], marker="o", capsize=3, label=arm)
+            ax.errorbar([r["synthetic_rows"] for r in line], [100 * r[metric] for r in line],
+                        yerr=[100 * r[f"{metric}_sd"] for r in line], marker="o", capsize=3, label=arm)
         ax.set_title(f"k = {k} real rows per label")
         ax.set_xlabel("synthetic rows in training")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("accuracy on the real test split (%)")
+    axes[0][0].set_ylabel(f"{name or metric} on the real test split (%)")
     axes[0][-1].legend(loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -382,7 +440,8 @@ def write_results(result: CompareResult, folder: str | Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "compare.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n")
     (folder / "compare.md").write_text(report_markdown(result) + "\n")
-    plot(result.summary, folder / "compare.png")
+    metric = result.metrics[0]
+    plot(result.summary, folder / "compare.png", metric, (result.setup.get("metric_names") or {}).get(metric))
     return folder
 
 
@@ -400,7 +459,7 @@ def report_markdown(result: CompareResult) -> str:
         "",
         "**Verdict**: " + " ".join(v["text"] for v in result.verdicts),
         "",
-        markdown_table(result.summary),
+        result.table(),
     ] + _skipped_lines(result.skipped))
 
 
@@ -412,22 +471,6 @@ def _skipped_lines(skipped: list[dict]) -> list[str]:
     return ["", *(f"Not run: k={k} at {_amount(ratio)} (draws {', '.join(map(str, draws))}): the checks left fewer than "
                   f"{rows_for(ratio, k)} synthetic rows for some labels, more than compare.max_shortfall allows." for (k, ratio), draws in sorted(missing.items()))
             ] if missing else []
-
-
-def _standard(ds: Dataset, text_column: str, label_column: str) -> Dataset:
-    return Dataset.from_dict({"text": list(ds[text_column]),
-                              "label": classification.label_names(ds, label_column)})
-
-
-def _with_source(ds: Dataset, source: str) -> Dataset:
-    return Dataset.from_dict({"text": list(ds["text"]), "label": list(ds["label"]), "source": [source] * len(ds)})
-
-
-def _index(labels: list, label) -> int:
-    try:
-        return labels.index(label)
-    except ValueError:
-        return -1
 
 
 def _sd(values: list[float]) -> float:

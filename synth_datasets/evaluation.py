@@ -1,8 +1,8 @@
 """Scores of a student's predictions on a real test split, through the `evaluate` library.
 
 `evaluate.load("accuracy")` fetches its module from the Hub; the modules this project needs ship in
-`synth_datasets/metrics/` and load by path, so evaluation works offline. A task names its metrics in
-`TASK_METRICS`; a new task adds its modules there.
+`synth_datasets/metrics/` and load by path, so evaluation works offline. A task names its metrics
+(`Task.metrics`) and scores its students' predictions with them (`Task.score`).
 
 >>> scores = score("classification", predictions=[0, 1, 1, 2], references=[0, 1, 2, 2])
 >>> scores["accuracy"], round(scores["macro_f1"], 3)
@@ -15,7 +15,6 @@ from functools import lru_cache
 from pathlib import Path
 
 METRICS_DIR = Path(__file__).resolve().parent / "metrics"
-TASK_METRICS: dict[str, tuple[str, ...]] = {"classification": ("accuracy", "macro_f1")}
 
 
 @lru_cache(maxsize=None)
@@ -31,12 +30,17 @@ def load_metric(name: str):
 
 
 def score(task: str, predictions, references) -> dict[str, float]:
-    """Every metric of `task` on these predictions, as {metric: value}."""
-    if task not in TASK_METRICS:
-        raise ValueError(f"no metrics for task {task!r}; known: {sorted(TASK_METRICS)}")
+    """Every metric of the task named `task` (`Task.metrics`) on these predictions, as {metric: value}."""
+    from .tasks import get_task
+
+    return score_with(get_task(task, "task").metrics, predictions, references)
+
+
+def score_with(metrics, predictions, references) -> dict[str, float]:
+    """The shipped `evaluate` modules named in `metrics` on these predictions, as {metric: value}."""
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
     out: dict[str, float] = {}
-    for name in TASK_METRICS[task]:
+    for name in metrics:
         out.update(load_metric(name).compute(predictions=list(predictions), references=list(references)))
     return out

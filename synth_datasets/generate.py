@@ -36,7 +36,7 @@ from datasets import Dataset, Features, Value
 from . import __version__
 from . import engine as engine_mod
 from .engine import EngineConfig, SamplingConfig
-from .tasks import PARSERS, parser_features, parser_fields
+from .tasks import get_parser, parser_features, parser_fields
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class Generate:
         engine: `EngineConfig` or a dict of its fields (dtype, seed, max_model_len, ...).
         json_schema: constrain every completion to this JSON schema (vLLM structured outputs).
         parser: how completions become columns: "text" (none), "json" (the schema's properties),
-            or a task name from `synth_datasets.tasks.PARSERS` (e.g. "classification").
+            or a task name from `synth_datasets.tasks.TASKS` (e.g. "classification").
         messages_column: the input column holding the chat requests.
     """
 
@@ -134,8 +134,7 @@ class Generate:
         if self.model is not None:
             self.engine = replace(self.engine, model=self.model)
         self.model = self.engine.model
-        if self.parser not in PARSERS:
-            raise ValueError(f"parser={self.parser!r} is not known; choose one of {sorted(PARSERS)}")
+        get_parser(self.parser)  # a clear error now for an unknown parser
         if self.parser != "text" and self.json_schema is None:
             raise ValueError(f"parser={self.parser!r} needs a json_schema (the task's `json_schema(...)`)")
         self.fields = parser_fields(self.parser, self.json_schema)
@@ -164,8 +163,9 @@ class Generate:
             )
         out: dict[str, list] = {name: [] for name in (*GENERATE_COLUMNS, *self.fields)}
         rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
+        parse = get_parser(self.parser).parse
         for row, completion in zip(rows, completions):
-            parsed, error = PARSERS[self.parser](row, completion, self.json_schema)
+            parsed, error = parse(row, completion, self.json_schema)
             out["raw_completion"].append(completion.text)
             out["finish_reason"].append(completion.finish_reason)
             out["prompt_tokens"].append(completion.prompt_tokens)

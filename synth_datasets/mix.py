@@ -1,5 +1,8 @@
 """Real and synthetic rows in one training set, at a chosen ratio, with a `source` column.
 
+Labelled tasks mix per label (`by="label"`: `ratio` synthetic rows of a label for each real row of
+it); tasks without labels mix by count (`by=None`).
+
 >>> from datasets import Dataset
 >>> real = Dataset.from_dict({"text": ["a", "b"], "label": ["x", "y"]})
 >>> syn = Dataset.from_dict({"text": ["s1", "s2", "s3", "s4"], "label": ["x", "x", "y", "y"], "extra": [1, 2, 3, 4]})
@@ -10,13 +13,12 @@
 
 from __future__ import annotations
 
-import logging
-import random
 from collections import Counter
+from collections.abc import Sequence
 
 from datasets import Dataset, concatenate_datasets
 
-logger = logging.getLogger(__name__)
+from .data import take_per_group
 
 
 def rows_for(ratio: float, n: int) -> int:
@@ -28,40 +30,23 @@ def rows_for(ratio: float, n: int) -> int:
     return int(ratio * n + 0.5)
 
 
-def take_per_label(ds: Dataset, counts: dict[str, int], seed: int = 0, label_column: str = "label") -> Dataset:
-    """A seeded random `counts[label]` rows of each label (all of them where there are fewer)."""
-    by_label: dict[str, list[int]] = {}
-    for i, label in enumerate(ds[label_column]):
-        by_label.setdefault(label, []).append(i)
-    rng = random.Random(seed)
-    chosen, short = [], []
-    for label in sorted(counts):
-        rows = by_label.get(label, [])
-        picked = rng.sample(rows, min(counts[label], len(rows)))
-        if len(picked) < counts[label]:
-            short.append(f"{label} ({len(picked)}/{counts[label]})")
-        chosen.extend(sorted(picked))
-    if short:
-        logger.info("fewer synthetic rows than asked for %d labels: %s", len(short), ", ".join(short[:5]))
-    return ds.select(chosen)
-
-
 def mix(real: Dataset, synthetic: Dataset, ratio: float | None = None, seed: int = 0,
-        text_column: str = "text", label_column: str = "label") -> Dataset:
-    """`real` plus, per label, `ratio` synthetic rows for each real row of that label (all of them
-    when `ratio` is None), as columns text, label, source ("real" or "synthetic"), shuffled."""
+        columns: Sequence[str] = ("text", "label"), by: str | None = "label") -> Dataset:
+    """`real` plus `ratio` synthetic rows for each real row (per value of the `by` column, or in all
+    when `by` is None; all synthetic rows when `ratio` is None), as `columns` and `source` ("real" or
+    "synthetic"), shuffled."""
     if ratio is not None and ratio < 0:
         raise ValueError(f"ratio must be >= 0 (synthetic rows per real row); got {ratio}")
     if ratio is None:
         picked = synthetic
     else:
-        real_counts = Counter(real[label_column])
-        picked = take_per_label(synthetic, {k: rows_for(ratio, n) for k, n in real_counts.items()}, seed, label_column)
-    parts = [_standard(real, "real", text_column, label_column), _standard(picked, "synthetic", text_column, label_column)]
+        groups = synthetic[by] if by is not None else ["all"] * len(synthetic)
+        real_counts = Counter(real[by]) if by is not None else Counter({"all": len(real)})
+        picked = take_per_group(synthetic, groups, {g: rows_for(ratio, n) for g, n in sorted(real_counts.items())}, seed)
+    parts = [with_source(real, "real", columns), with_source(picked, "synthetic", columns)]
     return concatenate_datasets(parts).shuffle(seed=seed).flatten_indices()
 
 
-def _standard(ds: Dataset, source: str, text_column: str, label_column: str) -> Dataset:
-    return Dataset.from_dict({
-        "text": list(ds[text_column]), "label": list(ds[label_column]), "source": [source] * len(ds),
-    })
+def with_source(ds: Dataset, source: str, columns: Sequence[str] = ("text", "label")) -> Dataset:
+    """`columns` of `ds` and a `source` column saying where every row came from."""
+    return Dataset.from_dict({**{c: list(ds[c]) for c in columns}, "source": [source] * len(ds)})

@@ -7,78 +7,53 @@ order from a `Recipe` and collects the provenance record that the dataset card i
 from __future__ import annotations
 
 import logging
-import random
 import time
-from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import datasets
-from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
+from datasets import Dataset, DatasetDict, load_from_disk
 from datasets.fingerprint import Hasher
 
 from . import __version__
 from .card import parse_error_counts, save_hub_layout
 from .checks import CheckContext, CheckReport, run_checks
+from .data import load_rows
+from .errors import DataError, RecipeError
 from .generate import ENGINE_STATS, Generate, generate
-from .recipe import Recipe, RecipeError
+from .recipe import Recipe
 from .shards import generate_resumable
-from .tasks import classification
 
 logger = logging.getLogger(__name__)
 
-_LOADERS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+
+def read_real(recipe: Recipe, task, path: str, split: str, field: str) -> tuple[Dataset, dict[str, int]]:
+    """Real rows the recipe names, in the task's columns, and the rows dropped (empty text or label)."""
+    rows, dropped = task.standardize(load_rows(recipe.resolve(path), split, field), field)
+    if dropped:
+        logger.warning("%s: dropped %s", field, ", ".join(f"{n} rows with an {why}" for why, n in dropped.items()))
+    if len(rows) == 0:
+        raise DataError(f"{field}: no usable row left ({dropped}); every row has an empty value the task needs")
+    return rows, dropped
 
 
-def load_seeds(recipe: Recipe) -> tuple[Dataset, list[str]]:
-    """The real rows the recipe names, drawn per label (and made rare where asked), and the labels."""
-    cfg = recipe.seeds
-    ds = load_real(recipe, cfg.path, cfg.split, "seeds.path")
-    labels = cfg.labels or sorted(set(classification.label_names(ds, cfg.label_column)))
-    return draw_seeds(ds, cfg.label_column, cfg.per_label, cfg.rare, cfg.seed, labels), labels
+def load_seeds(recipe: Recipe):
+    """(the task bound to its real rows, the seed rows drawn from them, rows dropped as unusable)."""
+    task = recipe.make_task()
+    real, dropped = read_real(recipe, task, recipe.seeds.path, recipe.seeds.split, "seeds.path")
+    task = task.with_data(real)
+    return task, task.draw_seeds(real), dropped
 
 
-def load_real(recipe: Recipe, path_str: str, split: str, field_name: str) -> Dataset:
-    """Real rows from a file or folder the recipe names (`field_name` goes into errors)."""
-    cfg = recipe.seeds
-    path = recipe.resolve(path_str)
-    if not path.exists():
-        raise RecipeError(f"{field_name}: {str(path)!r} does not exist (relative paths start at the recipe's folder)")
-    if path.is_dir():
-        ds = load_dataset(str(path), split=split)
-    elif path.suffix in _LOADERS:
-        ds = load_dataset(_LOADERS[path.suffix], data_files=str(path), split="train")
-    else:
-        raise RecipeError(f"{field_name}: cannot read {path.suffix!r} files; use one of {sorted(_LOADERS)} or a folder")
-    for column in (cfg.text_column, cfg.label_column):
-        if column not in ds.column_names:
-            raise RecipeError(f"{field_name}: the data has no column {column!r} (it has {ds.column_names}); set seeds.text_column / seeds.label_column")
-    return ds
-
-
-def draw_seeds(ds: Dataset, label_column: str, per_label: int | None, rare: dict[str, int],
-               seed: int, labels: list[str] | None = None) -> Dataset:
-    """Up to `per_label` random rows of each label (`rare[label]` rows for rare ones), in label order."""
-    names = classification.label_names(ds, label_column)
-    wanted = list(labels) if labels else sorted(set(names))
-    missing = set(wanted) - set(names)
-    if missing:
-        raise RecipeError(f"seeds.labels: not in the data: {sorted(missing)}")
-    unknown_rare = set(rare) - set(wanted)
-    if unknown_rare:
-        raise RecipeError(f"seeds.rare: labels not among the chosen labels: {sorted(unknown_rare)}")
-    by_label: dict[str, list[int]] = {}
-    for i, name in enumerate(names):
-        by_label.setdefault(name, []).append(i)
-    rng = random.Random(seed)
-    chosen = []
-    for label in wanted:
-        rows = by_label[label][:]
-        rng.shuffle(rows)
-        k = rare.get(label, per_label if per_label is not None else len(rows))
-        chosen.extend(sorted(rows[:k]))
-    return ds.select(chosen)
+def build_generation(recipe: Recipe, task, seeds: Dataset, seed: int, per_label: int | None = None) -> tuple[Dataset, Generate]:
+    """The requests for `seeds` and the `Generate` transform, from the recipe: the one place both are
+    built (`generate` and every draw of `compare` use it). `per_label` overrides the task's amount."""
+    prompt_tokens = recipe.engine.max_model_len - recipe.generator.max_tokens
+    prompts = task.prompts(seeds, seed=seed, per_label=per_label, prompt_tokens=prompt_tokens)
+    gen = Generate(model=recipe.generator.model, sampling=recipe.generator.sampling(), engine=recipe.engine,
+                   json_schema=task.json_schema(), parser=task.parser or task.name)
+    return prompts, gen
 
 
 def run_recipe(recipe: Recipe, output_dir: str | None = None, overwrite_run: bool = False) -> tuple[Path, CheckReport]:
@@ -87,21 +62,13 @@ def run_recipe(recipe: Recipe, output_dir: str | None = None, overwrite_run: boo
     With `output.run_dir` set, generation is resumable there (see shards.py); `overwrite_run`
     lets it replace the shards of a run made with another configuration.
     """
-    seeds, labels = load_seeds(recipe)
-    cfg, task = recipe.seeds, recipe.task
-    extra = {k: v for k, v in (("template", task.prompt_template), ("system_prompt", task.system_prompt)) if v}
-    prompts = classification.classification_prompts(
-        seeds, labels, per_label=task.per_label, balance_to=task.balance_to,
-        text_column=cfg.text_column, label_column=cfg.label_column, shots=task.shots, seed=cfg.seed, **extra,
-    )
-    logger.info("%d seed rows, %d labels -> %d requests", len(seeds), len(labels), len(prompts))
+    task, seeds, dropped = load_seeds(recipe)
+    prompts, gen = build_generation(recipe, task, seeds, recipe.seeds.seed)
+    logger.info("%d seed rows -> %d requests", len(seeds), len(prompts))
     if len(prompts) == 0:
-        raise RecipeError(f"task.balance_to: nothing to generate, every label already has >= {task.balance_to} rows; raise it")
+        raise RecipeError("task: nothing to generate: the task asked for no rows from these seeds "
+                          "(with balance_to, every label already has that many rows: raise it)")
     prompts = file_backed(prompts)
-    gen = Generate(
-        model=recipe.generator.model, sampling=recipe.generator.sampling(), engine=recipe.engine,
-        json_schema=classification.json_schema(labels, task.max_chars), parser="classification",
-    )
     start, before = time.perf_counter(), replace(ENGINE_STATS)
     if recipe.output.run_dir:
         synthetic = generate_resumable(prompts, gen, recipe.resolve(recipe.output.run_dir),
@@ -109,28 +76,30 @@ def run_recipe(recipe: Recipe, output_dir: str | None = None, overwrite_run: boo
     else:
         synthetic = generate(prompts, gen, batch_size=recipe.generator.batch_size)
     seconds = time.perf_counter() - start
-    kept, report = run_checks(synthetic, recipe.build_checks(), context=check_context(recipe, seeds, labels),
-                              diversity=want_diversity(recipe))
-    extra["engine_work"] = ENGINE_STATS.since(before)
-    provenance = build_provenance(recipe, seeds, labels, prompts, synthetic, kept, report, gen, seconds, extra)
-    folder = save_hub_layout(DatasetDict(train=kept), output_dir or recipe.resolve(recipe.output.dir), provenance)
+    kept, report = run_checks(synthetic, recipe.build_checks(), context=check_context(recipe, task, seeds),
+                              diversity=want_diversity(recipe), text_column=task.text_column,
+                              label_column=task.label_column)
+    engine_work = ENGINE_STATS.since(before)
+    provenance = build_provenance(recipe, task, seeds, prompts, synthetic, kept, report, gen, seconds, engine_work, dropped)
+    folder = save_hub_layout(DatasetDict(train=kept), output_dir or recipe.resolve(recipe.output.dir), provenance,
+                             template=task.card_template)
     return folder, report
 
 
-def check_context(recipe: Recipe, real: Dataset, labels: list[str], text_column: str | None = None,
-                  label_column: str | None = None) -> CheckContext:
+def check_context(recipe: Recipe, task, real: Dataset, test_texts=None) -> CheckContext:
     """What the recipe's checks compare against: `real` (the rows shown to the generator), the label
-    set, and the evaluation split (`compare.test_path`) when the checks need it."""
-    text_column = text_column or recipe.seeds.text_column
-    label_column = label_column or recipe.seeds.label_column
-    test_texts = None
-    if any("test_texts" in check.needs for check in recipe.build_checks()):
+    set, and the evaluation split (`compare.test_path`) when a check needs it (`test_texts`, when
+    given, is used as is)."""
+    if test_texts is None and any("test_texts" in check.needs for check in recipe.build_checks()):
         if not recipe.compare.test_path:
             raise RecipeError("checks: decontaminate needs the evaluation split; set compare.test_path to it")
-        test = load_real(recipe, recipe.compare.test_path, recipe.compare.test_split, "compare.test_path")
-        test_texts = list(test[recipe.seeds.text_column])
-    return CheckContext(real_texts=list(real[text_column]), real_labels=classification.label_names(real, label_column),
-                        test_texts=test_texts, labels=list(labels), extra=check_extras(recipe, labels))
+        test, _ = read_real(recipe, task, recipe.compare.test_path, recipe.compare.test_split, "compare.test_path")
+        test_texts = list(test[task.text_column])
+    labelled = task.label_column is not None
+    return CheckContext(real_texts=list(real[task.text_column]),
+                        real_labels=list(real[task.label_column]) if labelled else None,
+                        test_texts=list(test_texts) if test_texts is not None else None,
+                        labels=list(task.labels) if labelled else None, extra=check_extras(recipe, task))
 
 
 def want_diversity(recipe: Recipe) -> bool:
@@ -144,10 +113,9 @@ def want_diversity(recipe: Recipe) -> bool:
     return recipe.diversity
 
 
-def check_extras(recipe: Recipe, labels: list[str]) -> dict:
+def check_extras(recipe: Recipe, task) -> dict:
     """The task's JSON schema (schema check) and the generation engine (judge check)."""
-    return {"schema": classification.json_schema(labels, recipe.task.max_chars),
-            "generator": (recipe.engine, recipe.generator.model)}
+    return {"schema": task.json_schema(), "generator": (recipe.engine, recipe.generator.model)}
 
 
 def file_backed(prompts: Dataset) -> Dataset:
@@ -164,11 +132,9 @@ def file_backed(prompts: Dataset) -> Dataset:
     return load_from_disk(str(folder))
 
 
-def build_provenance(recipe, seeds, labels, prompts, synthetic, kept, report, gen, seconds, extra) -> dict:
+def build_provenance(recipe, task, seeds, prompts, synthetic, kept, report, gen, seconds, engine_work, dropped) -> dict:
     """Everything the card states, as plain data (saved as provenance.json beside the data)."""
-    seed_counts = Counter(classification.label_names(seeds, recipe.seeds.label_column))
-    requested, kept_counts = Counter(prompts["label"]), Counter(kept["label"])
-    completion_tokens = sum(synthetic["completion_tokens"])
+    own = task.provenance(seeds, prompts, kept)
     return {
         "name": recipe.name,
         "task": recipe.task.kind,
@@ -176,26 +142,16 @@ def build_provenance(recipe, seeds, labels, prompts, synthetic, kept, report, ge
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "synth_datasets_version": __version__,
         "generator": gen.describe(),
-        "prompt": {
-            "system": extra.get("system_prompt", classification.SYSTEM_PROMPT),
-            "template": extra.get("template", classification.PROMPT_TEMPLATE),
-            "shots": recipe.task.shots,
-        },
-        "seeds": {
-            "source": recipe.seeds.path, "count": len(seeds), "license": recipe.seeds.license,
-            "per_label": recipe.seeds.per_label, "rare": recipe.seeds.rare, "seed": recipe.seeds.seed,
-            "balance_to": recipe.task.balance_to, "per_label_generated": recipe.task.per_label,
-        },
-        "labels": [
-            {"label": label, "seeds": seed_counts[label], "requested": requested[label], "kept": kept_counts[label]}
-            for label in labels
-        ],
+        "prompt": own.get("prompt", {}),
+        "seeds": {"source": recipe.seeds.path, "count": len(seeds), "license": recipe.seeds.license,
+                  "seed": recipe.seeds.seed, "dropped": dropped, **own.get("seeds", {})},
+        **{k: v for k, v in own.items() if k not in ("prompt", "seeds")},
         "requests": len(prompts),
         "rows": {"generated": len(synthetic), "kept": len(kept)},
-        "tokens": {"prompt": sum(synthetic["prompt_tokens"]), "completion": completion_tokens},
+        "tokens": {"prompt": sum(synthetic["prompt_tokens"]), "completion": sum(synthetic["completion_tokens"])},
         "generation_seconds": round(seconds, 2),
         # what the engine itself did in this invocation (0 requests when every row came from a cache)
-        "engine_work": extra.get("engine_work"),
+        "engine_work": engine_work,
         "parse_errors": parse_error_counts(synthetic["parse_error"]),
         "checks": report.as_dict(),
     }

@@ -10,7 +10,8 @@ A recipe (see recipes/banking77.yaml):
     checks:    [parsed, {length: {min_chars: 10}}, exact_dedup]
     output:    {dir: outputs/banking77-demo}
 
-Relative paths are resolved against the recipe file's folder.
+Relative paths are resolved against the recipe file's folder. The `seeds:` and `task:` sections
+belong to the task that `task.kind` names (tasks/): each task brings its own dataclasses for them.
 """
 
 from __future__ import annotations
@@ -22,58 +23,14 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from .checks import build_check
 from .engine import BACKENDS, EngineConfig, SamplingConfig
-
-
-class RecipeError(ValueError):
-    """A recipe field is missing, unknown or of the wrong kind; the message says how to fix it."""
-
-
-@dataclass
-class SeedsConfig:
-    path: str = field(metadata={"help": "CSV/JSON/Parquet file (or a folder load_dataset reads) of real rows."})
-    text_column: str = "text"
-    label_column: str = "label"
-    labels: list[str] | None = field(default=None, metadata={"help": "Labels to use; default: all."})
-    per_label: int | None = field(default=None, metadata={"help": "Real rows drawn per label as seeds; default: all rows."})
-    rare: dict[str, int] = field(default_factory=dict, metadata={"help": "label -> rows drawn, to make classes rare."})
-    split: str = "train"
-    seed: int = 0
-    license: str | None = field(default=None, metadata={"help": "License/attribution of the real data, for the card."})
-
-    def __post_init__(self):
-        if self.per_label is not None and self.per_label < 1:
-            raise RecipeError(f"seeds.per_label must be >= 1, got {self.per_label}")
-        bad = {k: v for k, v in self.rare.items() if v < 0}
-        if bad:
-            raise RecipeError(f"seeds.rare: row counts must be >= 0, got {bad}")
-
-
-@dataclass
-class TaskConfig:
-    kind: str = "classification"
-    per_label: int | None = field(default=None, metadata={"help": "Generate this many rows per label."})
-    balance_to: int | None = field(default=None, metadata={"help": "Generate each label's deficit up to this count."})
-    shots: int = 3
-    max_chars: int | None = field(default=None, metadata={"help": "Cap on the generated text's length, enforced by the JSON grammar."})
-    prompt_template: str | None = None
-    system_prompt: str | None = None
-
-    def __post_init__(self):
-        if self.kind != "classification":
-            raise RecipeError(f"task.kind: {self.kind!r} is not supported yet; use 'classification'")
-        if (self.per_label is None) == (self.balance_to is None):
-            raise RecipeError("task: set exactly one of per_label (rows per label) or balance_to (fill each label up to N)")
-        for name in ("per_label", "balance_to", "max_chars"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise RecipeError(f"task.{name} must be >= 1, got {value}")
-        if self.shots < 0:
-            raise RecipeError(f"task.shots must be >= 0, got {self.shots}")
+from .errors import RecipeError
+from .tasks import get_task
 
 
 @dataclass
@@ -118,7 +75,8 @@ class CompareConfig:
     ratios: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0], metadata={"help": "Synthetic rows per real row in the blended and two-stage arms (all kept rows are tried too)."})
     max_shortfall: float = field(default=0.05, metadata={"help": "A ratio arm still runs when the checks left some labels short of ratio x k rows, if the rows missing are at most this share of those needed (those labels give what they have)."})
     primary_ratio: float = field(default=1.0, metadata={"help": "The blend the verdict is stated for, fixed before looking at results."})
-    student: str = field(default="classifier", metadata={"help": "classifier (frozen encoder + logistic regression) or lm (TRL SFT + LoRA)."})
+    student: str | None = field(default=None, metadata={"help": "The student kind: classifier (frozen encoder + logistic regression), lm (TRL SFT + LoRA) or a plugin's; null = the task's default."})
+    student_options: dict[str, Any] = field(default_factory=dict, metadata={"help": "Settings of the student kind (its config's fields), e.g. {c: 10} or {learning_rate: 0.001}."})
     encoder: str = field(default="all-MiniLM-L6-v2", metadata={"help": "Classifier student's sentence encoder (id or folder)."})
     c: float = field(default=30.0, metadata={"help": "Classifier student's inverse L2 strength."})
     lm_model: str | None = field(default=None, metadata={"help": "LM student's base model; null = the embedded SmolLM2-135M-Instruct."})
@@ -145,15 +103,13 @@ class CompareConfig:
             raise ValueError(f"max_shortfall: a share of the rows a ratio needs, in [0, 1); got {self.max_shortfall}")
         if self.generate_from not in ("each_k", "smallest_k"):
             raise ValueError(f"generate_from: {self.generate_from!r} is not known; choose each_k or smallest_k")
-        if self.student not in ("classifier", "lm"):
-            raise ValueError(f"student: {self.student!r} is not known; choose classifier or lm")
 
 
 @dataclass
 class Recipe:
     name: str
-    seeds: SeedsConfig
-    task: TaskConfig = field(default_factory=TaskConfig)
+    seeds: Any  # the task's seeds_class (tasks/), built by recipe_from_dict
+    task: Any  # the task's config_class
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     checks: list = field(default_factory=lambda: ["parsed", "exact_dedup"])
@@ -169,6 +125,19 @@ class Recipe:
             raise RecipeError("engine.model: name the model once, as generator.model")
         if self.engine.backend not in BACKENDS:
             raise RecipeError(f"engine.backend: {self.engine.backend!r} is not known; choose one of {sorted(BACKENDS)}")
+
+    @property
+    def task_class(self):
+        return get_task(self.task.kind)
+
+    def make_task(self):
+        """The recipe's task (tasks/), configured by its `task:` and `seeds:` sections."""
+        return self.task_class(config=self.task, seeds=self.seeds)
+
+    @property
+    def student(self) -> str:
+        """The student `compare` trains: compare.student, else the task's default."""
+        return self.compare.student or self.task_class.default_student
 
     def build_checks(self) -> list:
         """The check objects, in recipe order."""
@@ -196,8 +165,17 @@ def load_recipe(path: str | Path) -> Recipe:
     except yaml.YAMLError as e:
         raise RecipeError(f"{path}: not valid YAML: {e}") from None
     recipe = recipe_from_dict(data, base_dir=str(path.parent))
-    recipe.build_checks()  # fail now, not after generation
+    check_recipe(recipe)
     return recipe
+
+
+def check_recipe(recipe: Recipe) -> None:
+    """What can be found wrong before any data is read or an engine starts, beyond each field's own
+    validation: the checks' options and the student kind `compare` would train."""
+    recipe.build_checks()  # fail now, not after generation
+    from .compare import make_student
+
+    make_student(recipe, recipe.make_task())
 
 
 def recipe_from_dict(data, base_dir: str = ".") -> Recipe:
@@ -205,7 +183,25 @@ def recipe_from_dict(data, base_dir: str = ".") -> Recipe:
         raise RecipeError(f"a recipe is a YAML mapping of sections, got {type(data).__name__}")
     if "base_dir" in data:
         raise RecipeError("base_dir: unknown field; relative paths start at the recipe file's folder")
-    return _build(Recipe, {**data, "base_dir": base_dir}, "")
+    data = dict(data)
+    task_data = data.get("task") or {}
+    if not isinstance(task_data, dict):
+        raise RecipeError(f"task: expected a mapping of fields, got {task_data!r}")
+    try:
+        task_class = get_task(str(task_data.get("kind", "classification")))
+    except ValueError as e:
+        raise RecipeError(str(e)) from None
+    if "seeds" not in data:
+        raise RecipeError(f"seeds: required field is missing. {_help(task_class.seeds_class, 'path')}".strip())
+    data["seeds"] = _build(task_class.seeds_class, data["seeds"], "seeds")
+    data["task"] = _build(task_class.config_class, {"kind": task_class.name, **task_data}, "task")
+    recipe = _build(Recipe, {**data, "base_dir": base_dir}, "")
+    recipe.make_task().validate(recipe)
+    return recipe
+
+
+def _help(cls, name: str) -> str:
+    return next((f.metadata.get("help", "") for f in dataclasses.fields(cls) if f.name == name), "")
 
 
 def _build(cls, data, where: str):
@@ -240,6 +236,8 @@ def _convert(hint, value, where: str):
             return None
         hint = next(a for a in args if a is not type(None))
         origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
+        return value
     if dataclasses.is_dataclass(hint):
         return _build(hint, value if value is not None else {}, where)
     expected = origin or hint
@@ -267,13 +265,18 @@ def _at(where: str, key) -> str:
     return f"{where}.{key}" if where else str(key)
 
 
-def describe_fields() -> str:
-    """Every recipe section and field with its default and help, for `synth-datasets generate --help`."""
+def describe_fields(kind: str = "classification") -> str:
+    """Every recipe section and field with its default and help, for `synth-datasets generate --help`
+    (the seeds and task sections of the task `kind`)."""
     from .checks import CHECKS
+    from .tasks import TASKS
 
-    lines = ["recipe fields (section.field = default: help):", "  name: the dataset's name (required)"]
-    for section in ("seeds", "task", "generator", "engine", "output", "compare"):
-        cls = typing.get_type_hints(Recipe)[section]
+    task_class = get_task(kind)
+    sections = {"seeds": task_class.seeds_class, "task": task_class.config_class, "generator": GeneratorConfig,
+                "engine": EngineConfig, "output": OutputConfig, "compare": CompareConfig}
+    lines = [f"recipe fields (section.field = default: help; seeds and task of kind {kind!r}, task kinds: "
+             f"{', '.join(sorted(TASKS))}):", "  name: the dataset's name (required)"]
+    for section, cls in sections.items():
         for f in dataclasses.fields(cls):
             if cls is EngineConfig and f.name == "model":
                 continue  # a recipe names the model once, as generator.model

@@ -194,13 +194,13 @@ class _SpyStudent:
     def __init__(self):
         self.fits = []
 
-    def fit(self, texts, labels, label_names, prior=None):
-        model = {"rows": len(texts), "prior": prior}
+    def fit(self, rows, task, prior=None):
+        model = {"rows": len(rows), "prior": prior}
         self.fits.append(model)
         return model
 
-    def predict(self, model, texts):
-        return ["card_arrival"] * len(texts)
+    def predict(self, model, rows, task):
+        return ["card_arrival"] * len(rows)
 
     def describe(self):
         return {"kind": "spy"}
@@ -297,7 +297,7 @@ def test_recipe_synthesizer_checks_against_check_real(monkeypatch, tmp_path):
         seen["generations"] = seen.get("generations", 0) + 1
         return Dataset.from_dict({"text": ["x"], "label": [LABELS[0]], "parse_error": [None]})
 
-    def fake_run_checks(ds, checks, context=None, diversity=False):
+    def fake_run_checks(ds, checks, context=None, diversity=False, **columns):
         seen["context_real"] = sorted(context.real_texts)
         return ds, checks_module.CheckReport()
 
@@ -324,7 +324,7 @@ def test_compare_needs_a_test_split(tmp_path):
 
 @pytest.mark.parametrize("field,value,message", [
     ("primary_ratio", 3.0, "not among ratios"),
-    ("student", "svm", "choose classifier"),
+    ("student", "svm", "not a known student"),
     ("real_per_label", [0], "k >= 1"),
     ("generate_from", "largest_k", "choose each_k or smallest_k"),
     ("synthetic_per_label", 3, "primary blend 1x at k=4, which needs 4 kept rows per label"),

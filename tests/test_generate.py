@@ -87,7 +87,7 @@ def test_each_map_batch_is_one_engine_call(fake_engine):
 
 
 def test_config_errors_name_the_fix(fake_engine):
-    with pytest.raises(ValueError, match="choose one of"):
+    with pytest.raises(ValueError, match="parser='nonsense' is not known; choose 'text', 'json' or a task"):
         Generate(engine=FAKE, parser="nonsense")
     with pytest.raises(ValueError, match="needs a json_schema"):
         Generate(engine=FAKE, parser="json")

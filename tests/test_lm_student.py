@@ -24,7 +24,7 @@ def test_answer_suffix_is_what_the_chat_template_writes_after_an_answer():
 
 def test_rows_become_prompt_completion_conversations():
     conv = rows_to_conversations(["hello"], ["greet"])
-    assert conv["prompt"][0][0]["role"] == "user" and "Message: hello" in conv["prompt"][0][0]["content"]
+    assert conv["prompt"][0][0]["role"] == "user" and "Text: hello" in conv["prompt"][0][0]["content"]
     assert conv["completion"] == [[{"role": "assistant", "content": "greet"}]]
     with pytest.raises(ValueError, match="must contain"):
         LMStudentConfig(prompt="no placeholder")

@@ -10,7 +10,7 @@ import yaml
 from datasets import load_dataset
 
 from synth_datasets import cli
-from synth_datasets.pipeline import draw_seeds, run_recipe
+from synth_datasets.pipeline import run_recipe
 from synth_datasets.recipe import RecipeError, load_recipe
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "banking77" / "train.csv"
@@ -96,12 +96,20 @@ def test_rerun_with_other_data_loads_the_new_rows_not_a_stale_cache(fake_engine,
 
 
 def test_draw_seeds_is_seeded_and_respects_rare(fake_engine):
-    ds = load_dataset("csv", data_files=str(SHARED), split="train")
-    a = draw_seeds(ds, "category", 4, {"atm_support": 1}, seed=3, labels=["atm_support", "card_arrival"])
-    b = draw_seeds(ds, "category", 4, {"atm_support": 1}, seed=3, labels=["atm_support", "card_arrival"])
-    assert a["text"] == b["text"] and Counter(a["category"]) == {"atm_support": 1, "card_arrival": 4}
+    from synth_datasets.tasks.classification import Classification, ClassificationSeeds
+
+    def task(seed, labels, rare):
+        seeds = ClassificationSeeds(path=str(SHARED), label_column="category", labels=labels, per_label=4, rare=rare, seed=seed)
+        real, dropped = Classification(seeds=seeds).standardize(load_dataset("csv", data_files=str(SHARED), split="train"), "x")
+        return Classification(seeds=seeds).with_data(real), real
+
+    t, real = task(3, ["atm_support", "card_arrival"], {"atm_support": 1})
+    a, b = t.draw_seeds(real), t.draw_seeds(real)
+    assert a["text"] == b["text"] and Counter(a["label"]) == {"atm_support": 1, "card_arrival": 4}
+    other, _ = task(4, ["atm_support", "card_arrival"], {"atm_support": 1})
+    assert set(other.draw_seeds(real)["text"]) != set(a["text"])
     with pytest.raises(RecipeError, match="not in the data"):
-        draw_seeds(ds, "category", 4, {}, seed=0, labels=["no_such_intent"])
+        task(0, ["no_such_intent"], {})
 
 
 def test_cli_help_and_bad_recipe_exit_code(tmp_path, capsys):
@@ -153,7 +161,7 @@ def test_save_hub_layout_with_a_hand_written_provenance(tmp_path):
 
 
 def test_nothing_to_generate_is_a_clear_error(fake_engine, tmp_path):
-    with pytest.raises(RecipeError, match="task.balance_to: nothing to generate"):
+    with pytest.raises(RecipeError, match="task: nothing to generate"):
         run_recipe(load_recipe(write_recipe(tmp_path, task={"balance_to": 2})))
 
 
@@ -199,7 +207,7 @@ def test_recipe_quality_checks_use_the_seeds_and_the_test_split(fake_engine, tmp
                       {"real_copy": {"threshold": 0.7}}, {"decontaminate": {"n": 8}}]
     recipe_path.write_text(yaml.safe_dump(data))
     recipe = load_recipe(recipe_path)
-    seeds, _ = load_seeds(recipe)
+    _, seeds, _ = load_seeds(recipe)
     seed_text = seeds["text"][0]
     test_text = next(r for r in load_dataset("csv", data_files=str(SHARED.with_name("test.csv")), split="train")["text"]
                      if len(r.split()) >= 10)

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 from datasets import Dataset
 
-from ..tasks.classification import label_names
+from ..data import label_names
 from .context import CheckContext
 
 logger = logging.getLogger(__name__)

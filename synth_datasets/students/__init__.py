@@ -1,14 +1,23 @@
 """Students: small models trained on real, synthetic or blended rows to measure what the data is worth.
 
-A student kind is an object with `fit(texts, labels, label_names, prior=None) -> model` and
-`predict(model, texts) -> label names`; `prior` is the model of a first training stage (two-stage
-training continues from it). `STUDENTS` maps the names a recipe uses to factories.
+A student kind is a class, registered in `STUDENTS` under the name `compare.student` uses (plugins add
+theirs through the `synth_datasets.students` entry-point group), built with keyword settings, with
+
+    tasks                       the task kinds it fits (None: any)
+    recipe_fields               compare-section fields it takes settings from ({field: setting})
+    fit(rows, task, prior=None) -> model    rows: a Dataset in the task's columns (+ `source`);
+                                            `prior` is the model of a first stage (two-stage training)
+    predict(model, rows, task) -> list      one prediction per row; the task scores them (`Task.score`)
+    describe() -> dict                      its settings, for compare.json and the card
+    load(folder) (classmethod)              a saved model, for `load_student`
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from dataclasses import asdict
+from typing import Any
 
+from ..registry import BUILTIN, Registry
 from .classifier import ClassifierConfig, ClassifierStudent, train_classifier
 from .encoder import DEFAULT_ENCODER, get_encoder
 
@@ -20,62 +29,75 @@ class ClassifierKind:
     """The frozen-encoder + logistic-regression student (see classifier.py)."""
 
     name = "classifier"
+    tasks = ("classification",)
+    recipe_fields = {"encoder": "encoder", "c": "c"}
 
-    def __init__(self, encoder: str = DEFAULT_ENCODER, c: float = 30.0, seed: int = 0):
-        self.config = ClassifierConfig(encoder=encoder, c=c, seed=seed)
+    def __init__(self, encoder: str = DEFAULT_ENCODER, c: float = 30.0, seed: int = 0, max_iter: int = 300):
+        self.config = ClassifierConfig(encoder=encoder, c=c, seed=seed, max_iter=max_iter)
 
-    def fit(self, texts: Sequence[str], labels: Sequence[str], label_names: Sequence[str],
-            prior: ClassifierStudent | None = None) -> ClassifierStudent:
-        return train_classifier(texts, labels, self.config, label_names=label_names, prior=prior)
+    def fit(self, rows, task, prior: ClassifierStudent | None = None) -> ClassifierStudent:
+        return train_classifier(rows["text"], rows["label"], self.config, label_names=task.labels, prior=prior)
 
-    def predict(self, model: ClassifierStudent, texts: Sequence[str]) -> list[str]:
-        return model.predict(texts)
+    def predict(self, model: ClassifierStudent, rows, task) -> list[str]:
+        return model.predict(rows["text"])
 
     def describe(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
         return {"kind": self.name, **asdict(self.config)}
+
+    @classmethod
+    def load(cls, folder) -> ClassifierStudent:
+        return ClassifierStudent.load(folder)
 
 
 class LMKind:
-    """The causal-LM student: TRL SFT + LoRA, answers constrained to the label set (see lm.py)."""
+    """The causal-LM student: TRL SFT + LoRA, answers constrained to the label set (see lm.py). Its
+    question for a row is `prompt`, else the task's (`Task.student_prompt`, from the recipe)."""
 
     name = "lm"
+    tasks = ("classification",)
+    recipe_fields = {"lm_model": "model", "lm_epochs": "epochs"}
 
     def __init__(self, **settings):
         from .lm import LMStudentConfig
 
         self.config = LMStudentConfig(**settings)
 
-    def fit(self, texts, labels, label_names, prior=None):
+    def fit(self, rows, task, prior=None):
+        from dataclasses import replace
+
         from .lm import train_lm
 
-        return train_lm(texts, labels, self.config, label_names=label_names, prior=prior)
+        config = self.config
+        if config.prompt is None and hasattr(task, "student_prompt"):
+            config = replace(config, prompt=task.student_prompt())
+        return train_lm(rows["text"], rows["label"], config, label_names=task.labels, prior=prior)
 
-    def predict(self, model, texts) -> list[str]:
-        return model.predict(texts)
+    def predict(self, model, rows, task) -> list[str]:
+        return model.predict(rows["text"])
 
     def describe(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
         return {"kind": self.name, **{k: v for k, v in asdict(self.config).items() if k != "prompt"}}
 
+    @classmethod
+    def load(cls, folder):
+        from .lm import LMStudent
 
-STUDENTS: dict[str, Callable[..., Any]] = {"classifier": ClassifierKind, "lm": LMKind}
+        return LMStudent.load(folder)
+
+
+STUDENTS = Registry("synth_datasets.students", "student")
+STUDENTS.register("classifier", ClassifierKind, BUILTIN)
+STUDENTS.register("lm", LMKind, BUILTIN)
 
 
 def load_student(folder):
-    """A saved student of either kind, from the folder `save()` (or train_student.py) wrote."""
+    """A saved student of any registered kind, from the folder `save()` (or train_student.py) wrote."""
     import json
     from pathlib import Path
 
     from .files import CONFIG_FILE
 
     kind = json.loads((Path(folder) / CONFIG_FILE).read_text()).get("kind")
-    if kind == "classifier":
-        return ClassifierStudent.load(folder)
-    if kind == "lm":
-        from .lm import LMStudent
-
-        return LMStudent.load(folder)
-    raise ValueError(f"{folder}: unknown student kind {kind!r}")
+    if kind not in STUDENTS:
+        raise ValueError(f"{folder}: unknown student kind {kind!r}; known: {sorted(STUDENTS)}")
+    return STUDENTS[kind].load(folder)

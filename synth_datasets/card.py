@@ -147,13 +147,11 @@ def _diversity_rows(diversity: dict | None) -> dict | None:
 
 
 def _families_not_run(checks: list[dict]) -> list[str]:
-    from .checks import FAMILIES
+    """The check families (built-in and plugins') of which no check ran, beyond the basic gates."""
+    from .checks import FAMILY_NAMES, check_families
 
     ran = {r["check"]["name"] for r in checks}
-    names = {"structure": "structure (schema, language, meta-text)", "duplicates": "near-duplicates",
-             "diversity": "semantic near-duplicates", "leakage": "copies of real rows and test-set overlap",
-             "labels": "label consistency"}
-    return [names[family] for family, members in FAMILIES.items()
+    return [FAMILY_NAMES.get(family, family) for family, members in check_families().items()
             if not ran & set(members) - {"parsed", "length", "exact_dedup"}]
 
 

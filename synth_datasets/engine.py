@@ -1,27 +1,43 @@
-"""The one module that owns vLLM.
+"""The one module that owns vLLM, and the engine seam every backend plugs into.
 
 Everything above this module talks to an *engine*: an object with
 
-    chat(conversations, sampling, json_schema=None) -> list[Completion]
-    describe() -> dict   # for provenance
+    chat(conversations, sampling, json_schema=None) -> list[Completion]   # one per conversation
+    describe() -> dict                                                     # for provenance
+    shutdown()                                                             # optional: free it now
 
-The real one is `VLLMEngine`; the fast tests register a fake one in `BACKENDS`. Engines are built
-lazily, once per process per `EngineConfig`, by `get_engine`, and are never pickled or hashed: the
-map transform (generate.py) carries only the configuration.
+A backend is a class taking an `EngineConfig`, registered in `BACKENDS` (other packages add theirs
+through the `synth_datasets.backends` entry-point group). Its `options_class` is a frozen dataclass
+of its own settings; `EngineConfig` holds what every backend shares (model, seed, context length)
+and the backend's options. A secret (an API key) never goes into a config: an option names the
+environment variable that holds it (`api_key_env`), and the backend reads it when it is built, so the
+key cannot reach the pickled state, the cache key, provenance, a card or a log.
+
+Engines are built lazily, once per process per `EngineConfig`, by `get_engine`, and are never pickled
+or hashed: the map transform (generate.py) carries only the configuration. `release(config)` shuts
+one down when a stage is done with it (`keep(config)` holds one across stages: a notebook, a test
+session). A request that cannot run (a prompt longer than the model's context) comes back as a
+`Completion` with `error` set, and the rest of the batch is generated.
 
 vllm itself is imported inside `VLLMEngine`, so importing synth_datasets never starts it.
-Not here: async / in-flight request feeding and data-parallel engines (later issues).
+Not here: async / in-flight request feeding, HTTP and data-parallel engines (later issues).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import gc
 import importlib.metadata
 import logging
-from collections.abc import Callable, Sequence
+import re
+import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from . import hardware, models
+from .registry import BUILTIN, Registry
 
 logger = logging.getLogger(__name__)
 
@@ -54,37 +70,112 @@ class SamplingConfig:
 
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+_SECRET_NAME = re.compile(r"(api_?key|token|secret|password)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
-class EngineConfig:
-    """How to build the engine. Equal configs share one engine per process."""
+class BackendOptions:
+    """Base of a backend's own settings: a frozen dataclass, so that an `EngineConfig` is hashable.
 
-    model: str | None = field(default=None, metadata={"help": "HF model id or local folder; None = embedded SmolLM2-135M-Instruct."})
-    backend: str = field(default="vllm", metadata={"help": "Key of `engine.BACKENDS`."})
+    `runtime_only` names the options that change memory or speed but not what is generated: a
+    resumable run may change them and keep its shards. A field that looks like a secret (api_key,
+    token, secret, password) must name an environment variable instead: `api_key_env: OPENAI_API_KEY`.
+    """
+
+    runtime_only: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            if _SECRET_NAME.search(f.name) and not f.name.endswith("_env") and getattr(self, f.name) is not None:
+                raise ValueError(f"{f.name}: a secret never goes into a recipe or a config (it would reach the cache key, "
+                                 f"provenance and the card); put it in an environment variable and name that variable "
+                                 f"in {f.name}_env")
+
+
+@dataclass(frozen=True)
+class VLLMOptions(BackendOptions):
+    """The in-process vLLM engine's own settings."""
+
     dtype: str = field(default="auto", metadata={"help": "'auto' picks bf16 only where the CPU has bf16 units, else fp32."})
-    seed: int = field(default=0, metadata={"help": "Engine-wide sampling seed."})
-    max_model_len: int = field(default=2048, metadata={"help": "Longest prompt + completion in tokens."})
     enforce_eager: bool | None = field(default=None, metadata={"help": "Skip graph compilation; default: eager on a CPU (26 s start-up against 96 s compiled, same tokens/s), compiled on a GPU."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Run model code from the model repo. Off unless you trust it."})
     kv_cache_space_gib: int | None = field(default=None, metadata={"help": "CPU KV-cache GiB (VLLM_CPU_KVCACHE_SPACE); default: a sixth of NUMA node 0's memory."})
     gpu_memory_utilization: float = field(default=0.9, metadata={"help": "Share of GPU memory vLLM may take."})
+    runtime_only: ClassVar[tuple[str, ...]] = ("gpu_memory_utilization", "kv_cache_space_gib")
 
     def __post_init__(self):
-        if self.max_model_len < 16:
-            raise ValueError(f"max_model_len must be >= 16, got {self.max_model_len}")
+        super().__post_init__()
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
 
 
+@dataclass(frozen=True)
+class EngineConfig:
+    """How to build the engine: what every backend shares, and the backend's own `options` (its
+    `options_class`; a dict is converted). Equal configs share one engine per process.
+
+        EngineConfig(max_model_len=1024, options={"dtype": "float32"})
+        EngineConfig.from_dict({"backend": "vllm", "max_model_len": 1024, "dtype": "float32"})  # a recipe's flat section
+    """
+
+    backend: str = field(default="vllm", metadata={"help": "Key of `engine.BACKENDS` (vllm, or a plugin's)."})
+    model: str | None = field(default=None, metadata={"help": "HF model id or local folder; None = embedded SmolLM2-135M-Instruct."})
+    seed: int = field(default=0, metadata={"help": "Engine-wide sampling seed."})
+    max_model_len: int = field(default=2048, metadata={"help": "Longest prompt + completion in tokens."})
+    options: Any = field(default=None, metadata={"help": "The backend's own settings (its options_class)."})
+
+    def __post_init__(self):
+        if self.max_model_len < 16:
+            raise ValueError(f"max_model_len must be >= 16, got {self.max_model_len}")
+        cls = options_class(self.backend)
+        if self.options is None or isinstance(self.options, dict):
+            from .config import build_config
+            from .errors import RecipeError
+
+            try:
+                built = build_config(cls, dict(self.options or {}), "")
+            except RecipeError as e:  # re-raised without the "recipe:" prefix: the caller names the section
+                raise ValueError(str(e).removeprefix("recipe: ")) from None
+            object.__setattr__(self, "options", built)
+        elif not isinstance(self.options, cls):
+            raise ValueError(f"options: backend {self.backend!r} takes {cls.__name__}, got {type(self.options).__name__}")
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "engine") -> "EngineConfig":
+        """From one flat mapping (a recipe's `engine:` section): the shared fields, and the rest as the
+        backend's options. Errors name `where.field`."""
+        from .config import build_config
+        from .errors import RecipeError
+
+        if not isinstance(data, dict):
+            raise RecipeError(f"{where}: expected a mapping of fields, got {data!r}")
+        if "options" in data:
+            raise RecipeError(f"{where}.options: give the backend's options as fields of {where} itself (e.g. dtype: float32)")
+        shared = {f.name for f in dataclasses.fields(cls)} - {"options"}
+        options = {k: v for k, v in data.items() if k not in shared}
+        return build_config(cls, {**{k: v for k, v in data.items() if k in shared}, "options": options}, where)
+
+    def cache_fields(self) -> dict:
+        """The settings that decide what is generated (runtime-only options left out), as plain data."""
+        options = {k: v for k, v in asdict(self.options).items() if k not in type(self.options).runtime_only}
+        return {**{k: getattr(self, k) for k in ("backend", "model", "seed", "max_model_len")}, "options": options}
+
+
+def options_class(backend: str) -> type:
+    """The options dataclass of `backend` (BackendOptions, with no options, when it declares none)."""
+    return getattr(BACKENDS.lookup(backend, "backend"), "options_class", BackendOptions)
+
+
 @dataclass
 class Completion:
-    """One finished request: the text untouched, why it stopped, and token counts."""
+    """One finished request: the text untouched, why it stopped, and token counts; `error` says why
+    a request could not run at all (its text is then empty)."""
 
     text: str
     finish_reason: str | None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    error: str | None = None
 
 
 class Engine(Protocol):
@@ -97,12 +188,16 @@ class Engine(Protocol):
 class VLLMEngine:
     """vLLM's offline `LLM`, fitted to the machine (see hardware.py), fed whole batches."""
 
+    options_class = VLLMOptions
+
     def __init__(self, config: EngineConfig):
+        models.check_model(config.model, "generator.model")
         from vllm import LLM  # the only vllm import of the package
 
         self.config = config
+        options = config.options
         self.model_path = models.resolve_model(config.model)
-        self.hardware = hardware.fit_engine(config.dtype, config.kv_cache_space_gib, config.enforce_eager)
+        self.hardware = hardware.fit_engine(options.dtype, options.kv_cache_space_gib, options.enforce_eager)
         hardware.apply_engine_env(self.hardware)
         logger.info("starting vLLM on %s (%s, dtype=%s)", self.model_path, self.hardware.device, self.hardware.dtype)
         self.llm = LLM(
@@ -111,8 +206,8 @@ class VLLMEngine:
             seed=config.seed,
             max_model_len=config.max_model_len,
             enforce_eager=self.hardware.enforce_eager,
-            trust_remote_code=config.trust_remote_code,
-            gpu_memory_utilization=config.gpu_memory_utilization,
+            trust_remote_code=options.trust_remote_code,
+            gpu_memory_utilization=options.gpu_memory_utilization,
         )
 
     def sampling_params(self, sampling: SamplingConfig, json_schema: dict | None = None):
@@ -128,23 +223,43 @@ class VLLMEngine:
 
     def chat(self, conversations: Sequence[Conversation], sampling: SamplingConfig,
              json_schema: dict | None = None, use_tqdm: bool = True) -> list[Completion]:
-        """Generate for all conversations in one call, so vLLM batches them as it sees fit."""
+        """Generate for all conversations in one call, so vLLM batches them as it sees fit. A prompt
+        the model's context cannot hold is not sent (vLLM would fail the whole batch): its
+        completion carries the reason in `error`."""
         if not conversations:
             return []
-        params = self.sampling_params(sampling, json_schema)
-        outputs = self.llm.chat(list(conversations), params, use_tqdm=use_tqdm)
-        return [
-            Completion(
-                text=o.outputs[0].text,
-                finish_reason=o.outputs[0].finish_reason,
-                prompt_tokens=len(o.prompt_token_ids or ()),
-                completion_tokens=len(o.outputs[0].token_ids),
-            )
-            for o in outputs
-        ]
+        out: list[Completion | None] = [self._too_long(conv) for conv in conversations]
+        todo = [i for i, c in enumerate(out) if c is None]
+        if todo:
+            params = self.sampling_params(sampling, json_schema)
+            outputs = self.llm.chat([conversations[i] for i in todo], params, use_tqdm=use_tqdm)
+            for i, o in zip(todo, outputs):
+                out[i] = Completion(text=o.outputs[0].text, finish_reason=o.outputs[0].finish_reason,
+                                    prompt_tokens=len(o.prompt_token_ids or ()), completion_tokens=len(o.outputs[0].token_ids))
+        return out
+
+    def _too_long(self, conversation: Conversation) -> Completion | None:
+        """A failed Completion when the prompt leaves no room for a generated token, else None."""
+        limit = self.config.max_model_len
+        if sum(len(m.get("content") or "") for m in conversation) + 64 < limit:
+            return None  # fewer characters than tokens could fill the context: it fits (checked cheaply)
+        tokens = self.llm.get_tokenizer().apply_chat_template(conversation, add_generation_prompt=True, tokenize=True)
+        n = len(tokens["input_ids"] if isinstance(tokens, dict) else tokens)
+        if n < limit:
+            return None
+        return Completion("", None, prompt_tokens=n, error=(
+            f"prompt too long: {n} tokens, and engine.max_model_len is {limit} (prompt and completion together); "
+            "shorten the prompt or the seed rows it shows, or raise engine.max_model_len"))
 
     def describe(self) -> dict[str, Any]:
         return describe_backend(self.config)
+
+    @classmethod
+    def describe_config(cls, config: EngineConfig) -> dict[str, Any]:
+        """What would run `config` here, without starting it: vLLM's version and the hardware choices."""
+        options = config.options
+        return {"vllm_version": _installed_version("vllm-cpu") or _installed_version("vllm"),
+                "hardware": hardware.fit_engine(options.dtype, options.kv_cache_space_gib, options.enforce_eager).as_dict()}
 
     def shutdown(self) -> None:
         """Stop vLLM's engine processes now, not at interpreter exit (when logging is already gone)."""
@@ -156,11 +271,11 @@ class VLLMEngine:
 
 
 def describe_backend(config: EngineConfig) -> dict[str, Any]:
-    """What would run `config` here (backend, version, hardware choices), without starting it."""
+    """What would run `config` here (backend, settings, version, hardware choices), without starting it."""
     info: dict[str, Any] = {"backend": config.backend, "engine": asdict(config)}
-    if config.backend == "vllm":
-        info["vllm_version"] = _installed_version("vllm-cpu") or _installed_version("vllm")
-        info["hardware"] = hardware.fit_engine(config.dtype, config.kv_cache_space_gib, config.enforce_eager).as_dict()
+    backend = BACKENDS.lookup(config.backend, "engine.backend")
+    if hasattr(backend, "describe_config"):
+        info.update(backend.describe_config(config))
     return info
 
 
@@ -171,23 +286,53 @@ def _installed_version(dist: str) -> str | None:
         return None
 
 
-BACKENDS: dict[str, Callable[[EngineConfig], Engine]] = {"vllm": VLLMEngine}
+BACKENDS = Registry("synth_datasets.backends", "backend")
+BACKENDS.register("vllm", VLLMEngine, BUILTIN)
 _ENGINES: dict[EngineConfig, Engine] = {}
+_KEPT: set[EngineConfig] = set()
 
 
 def get_engine(config: EngineConfig) -> Engine:
     """The process's engine for `config`, built on first use and reused after."""
     if config not in _ENGINES:
-        if config.backend not in BACKENDS:
-            raise ValueError(
-                f"engine backend {config.backend!r} is not known; choose one of {sorted(BACKENDS)}"
-            )
-        _ENGINES[config] = BACKENDS[config.backend](config)
+        _ENGINES[config] = BACKENDS.lookup(config.backend, "engine.backend")(config)
     return _ENGINES[config]
 
 
+def release(config: EngineConfig) -> bool:
+    """Shut down the engine for `config` and free its memory (GPU memory included), unless `keep`
+    holds it; True when one was released. A later `get_engine` builds a new one."""
+    if config in _KEPT or config not in _ENGINES:
+        return False
+    engine = _ENGINES.pop(config)
+    if hasattr(engine, "shutdown"):
+        engine.shutdown()
+    del engine
+    gc.collect()
+    torch = sys.modules.get("torch")  # only if something already imported it
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    logger.info("released the %s engine for %s", config.backend, config.model or "the embedded model")
+    return True
+
+
+def release_all() -> int:
+    """Release every engine that `keep` does not hold; how many were released."""
+    return sum(release(config) for config in list(_ENGINES))
+
+
+@contextlib.contextmanager
+def keep(config: EngineConfig):
+    """Hold the engine for `config` across stages that would release it (a notebook session, tests)."""
+    _KEPT.add(config)
+    try:
+        yield
+    finally:
+        _KEPT.discard(config)
+
+
 def shutdown_engines() -> None:
-    """Shut down and drop every cached engine (end of tests; freeing memory between runs)."""
+    """Shut down and drop every cached engine, held ones included (end of tests, interpreter exit)."""
     while _ENGINES:
         _, engine = _ENGINES.popitem()
         if hasattr(engine, "shutdown"):

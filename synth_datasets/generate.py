@@ -20,8 +20,10 @@ processes). Resumable runs split the prompts into shards that each go through th
 (shards.py). Asynchronous in-flight feeding across map batches is not built: on the CPU, one large
 synchronous batch already runs at raw vLLM speed (docs/benchmarks.md).
 
-`ENGINE_STATS` counts what the engine really did in this process (rows served from a cache are not
-in it), so a run can report its true tokens/s.
+`gen.stats` counts what the engine really did for this transform in this process (rows served from
+a cache are not in it), so a run can report its true tokens/s; it is not part of the pickled state.
+A request the engine could not run (a prompt too long for the model) is a row whose `parse_error`
+says why, never an exception.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class EngineStats:
-    """Requests, tokens and engine seconds of every `Generate` call in this process."""
+    """Requests, tokens and engine seconds of the engine calls one `Generate` made in this process
+    (`gen.stats`): what the engine really did, so rows served from a cache are not in it."""
 
     requests: int = 0
     prompt_tokens: int = 0
@@ -52,22 +55,19 @@ class EngineStats:
     seconds: float = 0.0
 
     def add(self, completions, seconds: float) -> None:
-        self.requests += len(completions)
-        self.prompt_tokens += sum(c.prompt_tokens for c in completions)
-        self.completion_tokens += sum(c.completion_tokens for c in completions)
+        ran = [c for c in completions if c.error is None]
+        self.requests += len(ran)
+        self.prompt_tokens += sum(c.prompt_tokens for c in ran)
+        self.completion_tokens += sum(c.completion_tokens for c in ran)
         self.seconds += seconds
 
-    def since(self, earlier: "EngineStats") -> dict[str, Any]:
-        """What happened after `earlier` (a copy taken with `dataclasses.replace`), with tokens/s."""
-        delta = {name: getattr(self, name) - getattr(earlier, name)
-                 for name in ("requests", "prompt_tokens", "completion_tokens", "seconds")}
-        seconds = delta["seconds"]
-        delta["seconds"] = round(seconds, 3)
-        delta["generated_tokens_per_second"] = round(delta["completion_tokens"] / seconds, 1) if seconds > 0 else None
-        return delta
+    def as_dict(self) -> dict[str, Any]:
+        """The counts, seconds rounded, and generated tokens per engine second (None when it ran nothing)."""
+        out = {name: getattr(self, name) for name in ("requests", "prompt_tokens", "completion_tokens")}
+        out["seconds"] = round(self.seconds, 3)
+        out["generated_tokens_per_second"] = round(self.completion_tokens / self.seconds, 1) if self.seconds > 0 else None
+        return out
 
-
-ENGINE_STATS = EngineStats()
 
 GENERATE_FEATURES = {
     "raw_completion": Value("string"), "finish_reason": Value("string"), "prompt_tokens": Value("int64"),
@@ -129,7 +129,7 @@ class Generate:
         if isinstance(self.sampling, dict):
             self.sampling = SamplingConfig(**self.sampling)
         if isinstance(self.engine, dict):
-            self.engine = EngineConfig(**self.engine)
+            self.engine = EngineConfig.from_dict(self.engine, "engine")
         self.engine = self.engine or EngineConfig()
         if self.model is not None:
             self.engine = replace(self.engine, model=self.model)
@@ -138,6 +138,12 @@ class Generate:
         if self.parser != "text" and self.json_schema is None:
             raise ValueError(f"parser={self.parser!r} needs a json_schema (the task's `json_schema(...)`)")
         self.fields = parser_fields(self.parser, self.json_schema)
+        self._stats = EngineStats()
+
+    @property
+    def stats(self) -> EngineStats:
+        """What the engine did for this transform in this process (not pickled, not hashed)."""
+        return self._stats
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
         if self.messages_column not in batch:
@@ -152,7 +158,7 @@ class Generate:
         engine = engine_mod.get_engine(self.engine)
         start = time.perf_counter()
         completions = engine.chat(conversations, self.sampling, self.json_schema)
-        ENGINE_STATS.add(completions, time.perf_counter() - start)
+        self._stats.add(completions, time.perf_counter() - start)
         if len(completions) != len(conversations):
             raise RuntimeError(f"engine returned {len(completions)} completions for {len(conversations)} requests")
         clash = [name for name in self.fields if name in batch and name not in GENERATE_COLUMNS]
@@ -165,7 +171,10 @@ class Generate:
         rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
         parse = get_parser(self.parser).parse
         for row, completion in zip(rows, completions):
-            parsed, error = parse(row, completion, self.json_schema)
+            if completion.error is not None:
+                parsed, error = {}, f"request failed: {completion.error}"
+            else:
+                parsed, error = parse(row, completion, self.json_schema)
             out["raw_completion"].append(completion.text)
             out["finish_reason"].append(completion.finish_reason)
             out["prompt_tokens"].append(completion.prompt_tokens)
@@ -199,7 +208,7 @@ class Generate:
     def __getstate__(self):
         # Only configuration is pickled (and so hashed by `datasets`); `fields` is derived from it.
         # The package version is in it too, so a new release (new parsers) does not reuse old results.
-        state = {k: v for k, v in self.__dict__.items() if k != "fields"}
+        state = {k: v for k, v in self.__dict__.items() if k != "fields" and not k.startswith("_")}
         return {**state, "version": __version__}
 
     def __setstate__(self, state):
@@ -207,3 +216,4 @@ class Generate:
         state.pop("version", None)
         self.__dict__.update(state)
         self.fields = parser_fields(self.parser, self.json_schema)
+        self._stats = EngineStats()

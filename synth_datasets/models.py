@@ -14,13 +14,15 @@ Cache directory: `$SYNTH_DATASETS_CACHE`, else `$XDG_CACHE_HOME/synth_datasets`,
 
 from __future__ import annotations
 
-import fcntl
 import importlib.util
 import logging
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
+
+from filelock import FileLock  # portable (fcntl is POSIX-only); datasets depends on it already
 
 logger = logging.getLogger(__name__)
 
@@ -64,14 +66,36 @@ def resolve_model(model: str | None) -> str:
     return str(default_model_dir())
 
 
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def check_model(model: str | None, field: str) -> None:
+    """A clear error, before any engine starts, for a model that is neither an existing folder nor a
+    Hugging Face id: a path (absolute, ~, ./, ../ or with a backslash) that does not exist, or a
+    name no Hub repo can have. (Whether the Hub has the id is only known when it is loaded.)"""
+    from .errors import RecipeError
+
+    if model is None:
+        return
+    path = Path(model).expanduser()
+    looks_like_path = model.startswith(("/", "~", "./", "../", ".\\")) or "\\" in model or model.count("/") > 1
+    if path.exists():
+        if not path.is_dir():
+            raise RecipeError(f"{field}: {model!r} is a file; a model is a Hugging Face id (org/name) or a folder "
+                              "holding config.json and the weights")
+        return
+    if looks_like_path or not _HUB_ID.match(model):
+        raise RecipeError(f"{field}: the folder {model!r} does not exist; a model is a Hugging Face id (org/name, "
+                          "e.g. Qwen/Qwen2.5-7B-Instruct) or an existing local folder")
+
+
 def default_model_dir() -> Path:
     """The converted SmolLM2-135M-Instruct folder, converting it first if needed (once, under a lock)."""
     target = cache_dir() / "models" / DEFAULT_MODEL_NAME
     if (target / _DONE_MARKER).exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f".{DEFAULT_MODEL_NAME}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two processes converting at once would race on the rename
+    with FileLock(str(target.parent / f".{DEFAULT_MODEL_NAME}.lock")):  # two processes converting at once would race on the rename
         if not (target / _DONE_MARKER).exists():
             _convert_gguf(gguf_path(), target)
     return target

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from .card import parse_error_counts, save_hub_layout
 from .checks import CheckContext, CheckReport, run_checks
 from .data import load_rows
 from .errors import DataError, RecipeError
-from .generate import ENGINE_STATS, Generate, generate
+from .generate import Generate, generate
 from .recipe import Recipe
 from .shards import generate_resumable
 
@@ -69,7 +68,7 @@ def run_recipe(recipe: Recipe, output_dir: str | None = None, overwrite_run: boo
         raise RecipeError("task: nothing to generate: the task asked for no rows from these seeds "
                           "(with balance_to, every label already has that many rows: raise it)")
     prompts = file_backed(prompts)
-    start, before = time.perf_counter(), replace(ENGINE_STATS)
+    start = time.perf_counter()
     if recipe.output.run_dir:
         synthetic = generate_resumable(prompts, gen, recipe.resolve(recipe.output.run_dir),
                                        shard_size=recipe.generator.shard_size, overwrite=overwrite_run)
@@ -79,7 +78,7 @@ def run_recipe(recipe: Recipe, output_dir: str | None = None, overwrite_run: boo
     kept, report = run_checks(synthetic, recipe.build_checks(), context=check_context(recipe, task, seeds),
                               diversity=want_diversity(recipe), text_column=task.text_column,
                               label_column=task.label_column)
-    engine_work = ENGINE_STATS.since(before)
+    engine_work = gen.stats.as_dict()  # generation only: the judge's work is in its check's report
     provenance = build_provenance(recipe, task, seeds, prompts, synthetic, kept, report, gen, seconds, engine_work, dropped)
     folder = save_hub_layout(DatasetDict(train=kept), output_dir or recipe.resolve(recipe.output.dir), provenance,
                              template=task.card_template)
@@ -99,7 +98,8 @@ def check_context(recipe: Recipe, task, real: Dataset, test_texts=None) -> Check
     return CheckContext(real_texts=list(real[task.text_column]),
                         real_labels=list(real[task.label_column]) if labelled else None,
                         test_texts=list(test_texts) if test_texts is not None else None,
-                        labels=list(task.labels) if labelled else None, extra=check_extras(recipe, task))
+                        labels=list(task.labels) if labelled else None, extra=check_extras(recipe, task),
+                        text_column=task.text_column, label_column=task.label_column)
 
 
 def want_diversity(recipe: Recipe) -> bool:
@@ -114,8 +114,9 @@ def want_diversity(recipe: Recipe) -> bool:
 
 
 def check_extras(recipe: Recipe, task) -> dict:
-    """The task's JSON schema (schema check) and the generation engine (judge check)."""
-    return {"schema": task.json_schema(), "generator": (recipe.engine, recipe.generator.model)}
+    """The task's JSON schema (schema check), the generation engine and what the judge asks (judge check)."""
+    return {"schema": task.json_schema(), "generator": (recipe.engine, recipe.generator.model),
+            "judge_prompt": task.judge_prompt()}
 
 
 def file_backed(prompts: Dataset) -> Dataset:

@@ -17,9 +17,7 @@ belong to the task that `task.kind` names (tasks/): each task brings its own dat
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +26,8 @@ from typing import Any
 import yaml
 
 from .checks import build_check
-from .engine import BACKENDS, EngineConfig, SamplingConfig
+from .engine import EngineConfig, SamplingConfig, options_class
+from .config import build_config
 from .errors import RecipeError
 from .tasks import get_task
 
@@ -123,8 +122,6 @@ class Recipe:
     def __post_init__(self):
         if self.engine.model is not None:
             raise RecipeError("engine.model: name the model once, as generator.model")
-        if self.engine.backend not in BACKENDS:
-            raise RecipeError(f"engine.backend: {self.engine.backend!r} is not known; choose one of {sorted(BACKENDS)}")
 
     @property
     def task_class(self):
@@ -171,10 +168,28 @@ def load_recipe(path: str | Path) -> Recipe:
 
 def check_recipe(recipe: Recipe) -> None:
     """What can be found wrong before any data is read or an engine starts, beyond each field's own
-    validation: the checks' options and the student kind `compare` would train."""
-    recipe.build_checks()  # fail now, not after generation
+    validation: the checks' options, what they need (the evaluation split, labels, an installed
+    extra), the models named (a folder that does not exist), the student kind `compare` would train."""
+    from .checks import missing_requirements
     from .compare import make_student
+    from .models import check_model
 
+    task_class = recipe.task_class
+    for i, check in enumerate(recipe.build_checks()):  # fail now, not after generation
+        where = f"checks[{i}] ({check.name})"
+        if "test_texts" in check.needs and not recipe.compare.test_path:
+            raise RecipeError(f"{where}: needs the evaluation split; set compare.test_path to it")
+        if {"real_labels", "labels"} & set(check.needs) and task_class.label_column is None:
+            raise RecipeError(f"{where}: needs labels, and the task {task_class.name!r} has none; remove it")
+        missing = missing_requirements(check)
+        if missing:
+            raise RecipeError(f"{where}: needs {', '.join(missing)}, which is not installed: "
+                              "pip install 'synth-datasets[train]' (or remove the check)")
+        if getattr(check, "model", None):
+            check_model(check.model, f"{where}.model")
+    check_model(recipe.generator.model, "generator.model")
+    if recipe.compare.lm_model and recipe.student == "lm":
+        check_model(recipe.compare.lm_model, "compare.lm_model")
     make_student(recipe, recipe.make_task())
 
 
@@ -193,76 +208,17 @@ def recipe_from_dict(data, base_dir: str = ".") -> Recipe:
         raise RecipeError(str(e)) from None
     if "seeds" not in data:
         raise RecipeError(f"seeds: required field is missing. {_help(task_class.seeds_class, 'path')}".strip())
-    data["seeds"] = _build(task_class.seeds_class, data["seeds"], "seeds")
-    data["task"] = _build(task_class.config_class, {"kind": task_class.name, **task_data}, "task")
-    recipe = _build(Recipe, {**data, "base_dir": base_dir}, "")
+    data["seeds"] = build_config(task_class.seeds_class, data["seeds"], "seeds")
+    if "engine" in data:
+        data["engine"] = EngineConfig.from_dict(data["engine"] if data["engine"] is not None else {})
+    data["task"] = build_config(task_class.config_class, {"kind": task_class.name, **task_data}, "task")
+    recipe = build_config(Recipe, {**data, "base_dir": base_dir}, "")
     recipe.make_task().validate(recipe)
     return recipe
 
 
 def _help(cls, name: str) -> str:
     return next((f.metadata.get("help", "") for f in dataclasses.fields(cls) if f.name == name), "")
-
-
-def _build(cls, data, where: str):
-    if not isinstance(data, dict):
-        raise RecipeError(f"{where or 'recipe'}: expected a mapping of fields, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in data:
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            fix = f"did you mean {close[0]!r}?" if close else f"allowed fields: {', '.join(names)}"
-            raise RecipeError(f"{_at(where, key)}: unknown field; {fix}")
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name in data:
-            kwargs[f.name] = _convert(hints[f.name], data[f.name], _at(where, f.name))
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            help_ = f.metadata.get("help", "")
-            raise RecipeError(f"{_at(where, f.name)}: required field is missing. {help_}".strip())
-    try:
-        return cls(**kwargs)
-    except RecipeError:
-        raise
-    except (TypeError, ValueError) as e:
-        raise RecipeError(f"{where}.{e}" if where else f"recipe: {e}") from None
-
-
-def _convert(hint, value, where: str):
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        hint = next(a for a in args if a is not type(None))
-        origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint is Any or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
-        return value
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value if value is not None else {}, where)
-    expected = origin or hint
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if expected in _KINDS and not _is(value, expected):
-        raise RecipeError(f"{where}: expected {_KINDS[expected]}, got {value!r}")
-    if expected is list and args:
-        return [_convert(args[0], item, f"{where}[{i}]") for i, item in enumerate(value)]
-    if expected is dict and args:
-        return {_convert(args[0], k, f"{where} key"): _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
-    return value
-
-
-_KINDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list", dict: "a mapping"}
-
-
-def _is(value, expected) -> bool:
-    if expected is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, expected)
-
-
-def _at(where: str, key) -> str:
-    return f"{where}.{key}" if where else str(key)
 
 
 def describe_fields(kind: str = "classification") -> str:
@@ -272,14 +228,14 @@ def describe_fields(kind: str = "classification") -> str:
     from .tasks import TASKS
 
     task_class = get_task(kind)
-    sections = {"seeds": task_class.seeds_class, "task": task_class.config_class, "generator": GeneratorConfig,
-                "engine": EngineConfig, "output": OutputConfig, "compare": CompareConfig}
+    sections = [("seeds", task_class.seeds_class), ("task", task_class.config_class), ("generator", GeneratorConfig),
+                ("engine", EngineConfig), ("engine", options_class("vllm")), ("output", OutputConfig), ("compare", CompareConfig)]
     lines = [f"recipe fields (section.field = default: help; seeds and task of kind {kind!r}, task kinds: "
              f"{', '.join(sorted(TASKS))}):", "  name: the dataset's name (required)"]
-    for section, cls in sections.items():
+    for section, cls in sections:
         for f in dataclasses.fields(cls):
-            if cls is EngineConfig and f.name == "model":
-                continue  # a recipe names the model once, as generator.model
+            if cls is EngineConfig and f.name in ("model", "options"):
+                continue  # a recipe names the model once, as generator.model; options are engine.<field>
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 default = "(required)"
             else:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
 import os
 import shutil
 import time
@@ -45,11 +44,6 @@ class StaleRunError(RuntimeError):
     """The run folder holds shards made from another configuration or other prompts."""
 
 
-# Engine settings that change memory use, not outputs: a run resumed after an out-of-memory error
-# with less KV cache is the same run.
-_RUNTIME_ONLY = ("gpu_memory_utilization", "kv_cache_space_gib")
-
-
 def run_fingerprint(prompts: Dataset, gen: Generate, shard_size: int) -> str:
     """What the shards depend on: the generator's configuration, the requests' ids, the shard size.
 
@@ -57,7 +51,9 @@ def run_fingerprint(prompts: Dataset, gen: Generate, shard_size: int) -> str:
     (its cache files' paths included), so the same prompts from another cache folder would differ.
     """
     config = gen.__getstate__()
-    config["engine"] = {k: v for k, v in asdict(config["engine"]).items() if k not in _RUNTIME_ONLY}
+    # options that change memory use, not outputs, are left out: a run resumed after an out-of-memory
+    # error with less KV cache is the same run
+    config["engine"] = config["engine"].cache_fields()
     return Hasher.hash([config, list(prompts["row_id"]), shard_size])
 
 

@@ -1,7 +1,8 @@
 """Shared fixtures: a fake engine for the fast tests, one real vLLM engine per session for the slow ones.
 
-The fake engine is registered in `engine.BACKENDS` under "fake" for the whole session and removed
-in `finally`, like simonw/llm's MockModel. It answers classification prompts with valid JSON unless a
+The fake engine is registered in `engine.BACKENDS` under "fake" for the whole session (from
+collection on, since test modules build its config at import) and removed in `finally`, like
+simonw/llm's MockModel. It answers classification prompts with valid JSON unless a
 test swaps its `responder`, and counts calls so tests can see batching and cache hits.
 """
 
@@ -13,8 +14,10 @@ import re
 
 import pytest
 
+from dataclasses import dataclass
+
 from synth_datasets import engine as engine_mod
-from synth_datasets.engine import Completion, EngineConfig
+from synth_datasets.engine import BackendOptions, Completion, EngineConfig
 
 REAL_ENGINE = EngineConfig(max_model_len=1024, seed=0)  # every slow test uses this: one engine per session
 
@@ -28,9 +31,21 @@ def default_responder(conversation: list[dict]) -> str:
     return json.dumps({"text": f"message {digest} about {label.replace('_', ' ')}", "label": label})
 
 
+@dataclass(frozen=True)
+class FakeOptions(BackendOptions):
+    """Options of the fake backend: one that changes outputs, two that only change memory use."""
+
+    style: str = "plain"
+    kv_cache_space_gib: int | None = None
+    gpu_memory_utilization: float = 0.9
+    api_key_env: str | None = None
+    runtime_only = ("kv_cache_space_gib", "gpu_memory_utilization")
+
+
 class FakeEngine:
     """Satisfies the engine protocol without a model."""
 
+    options_class = FakeOptions
     responder = staticmethod(default_responder)
     calls: list[int] = []  # batch sizes of every chat() call, across instances
 
@@ -52,13 +67,16 @@ class FakeEngine:
         return {"backend": "fake"}
 
 
+# registered when the tests are collected: test modules build EngineConfig(backend="fake") at import
+engine_mod.BACKENDS.register("fake", FakeEngine)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def fake_backend():
-    engine_mod.BACKENDS["fake"] = FakeEngine
     try:
         yield FakeEngine
     finally:
-        engine_mod.BACKENDS.pop("fake", None)
+        engine_mod.BACKENDS.unregister("fake")
 
 
 @pytest.fixture

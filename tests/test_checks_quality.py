@@ -336,8 +336,8 @@ def test_language_check_keeps_english_and_flags_other_languages():
 def _judge_responder(conversation):
     """A fake judge with known answers: label fit 5 when the message mentions the intent's first word."""
     prompt = conversation[-1]["content"]
-    label = prompt.split("Intent label: ", 1)[1].split("\n", 1)[0]
-    message = prompt.split("Message: ", 1)[1].split("\n", 1)[0]
+    label = prompt.split("Label: ", 1)[1].split("\n", 1)[0]
+    message = prompt.split("Text: ", 1)[1].split("\n", 1)[0]
     fit = 5 if label.split("_")[0] in message.lower() else 1
     return json.dumps({"label_fit_reason": "mentions it" if fit == 5 else "other intent", "label_fit": fit,
                        "plausibility_reason": "fine", "plausibility": 4})

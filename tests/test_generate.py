@@ -93,7 +93,7 @@ def test_config_errors_name_the_fix(fake_engine):
         Generate(engine=FAKE, parser="json")
     with pytest.raises(ValueError, match="top_p"):
         SamplingConfig(top_p=0)
-    with pytest.raises(ValueError, match="engine backend 'nope' is not known"):
+    with pytest.raises(ValueError, match="backend: 'nope' is not a known backend"):
         get_engine(EngineConfig(backend="nope"))
     with pytest.raises(KeyError, match="messages"):
         Dataset.from_dict({"prompt": ["hi"]}).map(Generate(engine=FAKE), batched=True)

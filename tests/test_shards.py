@@ -148,9 +148,11 @@ def test_the_run_fingerprint_sees_the_ids_not_where_the_prompts_live(fake_engine
     assert len({run_fingerprint(x, gen(), 6) for x in same}) == 1
     assert run_fingerprint(p, gen(), 6) != run_fingerprint(p, gen(), 7)
     assert run_fingerprint(p, gen(), 6) != run_fingerprint(p.select(range(19)), gen(), 6)
-    lean = Generate(engine=EngineConfig(backend="fake", kv_cache_space_gib=1, gpu_memory_utilization=0.5),
+    lean = Generate(engine=EngineConfig(backend="fake", options={"kv_cache_space_gib": 1, "gpu_memory_utilization": 0.5}),
                     json_schema=c.json_schema(LABELS), parser="classification")
     assert run_fingerprint(p, lean, 6) == run_fingerprint(p, gen(), 6)  # memory settings: same run
+    styled = Generate(engine={"backend": "fake", "style": "fancy"}, json_schema=c.json_schema(LABELS), parser="classification")
+    assert run_fingerprint(p, styled, 6) != run_fingerprint(p, gen(), 6)  # an option that changes outputs: another run
 
 
 def test_empty_prompts_give_an_empty_typed_result(fake_engine, tmp_path):

@@ -19,7 +19,7 @@ or in order with a report of rows in / removed / kept per check and rows per lab
     kept, report = run_checks(ds, [Parsed(), MetaText(), ExactDuplicates(), NearDuplicates()],
                               context=CheckContext(real_texts=seeds["text"], test_texts=test["text"]))
 
-Families (the names recipes use):
+Families (the names recipes use), as the card groups them:
     structure   parsed, schema, length, language, meta_text
     duplicates  exact_dedup, near_dedup
     diversity   semantic_dedup (embedding near-duplicates; `run_checks(..., diversity=True)` also
@@ -27,14 +27,20 @@ Families (the names recipes use):
     leakage     real_copy, decontaminate
     labels      label_agreement, judge (an LLM on the generation engine)
 
-`CHECKS` maps recipe names to check classes. Adding a check: one class, one line in `CHECKS`.
+`CHECKS` maps recipe names to check classes; other packages add theirs through the
+`synth_datasets.checks` entry-point group. Adding a check: one class (or one scoring function and
+`score_check`), registered under its name; nothing else to edit (docs/writing-a-check.md).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import fields
 
-from .basic import Check, ExactDuplicates, Length, Parsed, normalize_text
+from ..config import convert_fields
+from ..registry import BUILTIN, Registry
+from .base import Check, ScoreCheck, code_digest, normalize_text, score_check
+from .basic import ExactDuplicates, Length, Parsed
 from .context import CheckContext
 from .duplicates import NearDuplicates
 from .judge import Judge
@@ -45,44 +51,53 @@ from .semantic import SemanticDuplicates, diversity
 from .structure import Language, Schema
 from .text import MetaText
 
-CHECKS: dict[str, type[Check]] = {
-    "parsed": Parsed,
-    "schema": Schema,
-    "length": Length,
-    "language": Language,
-    "meta_text": MetaText,
-    "exact_dedup": ExactDuplicates,
-    "near_dedup": NearDuplicates,
-    "semantic_dedup": SemanticDuplicates,
-    "real_copy": RealCopies,
-    "decontaminate": Decontaminate,
-    "label_agreement": LabelAgreement,
-    "judge": Judge,
-}
+_BUILT_IN = (Parsed, Schema, Length, Language, MetaText, ExactDuplicates, NearDuplicates, SemanticDuplicates,
+             RealCopies, Decontaminate, LabelAgreement, Judge)
+CHECKS = Registry("synth_datasets.checks", "check")
+for _cls in _BUILT_IN:
+    CHECKS.register(_cls.name, _cls, BUILTIN)
 
-FAMILIES: dict[str, tuple[str, ...]] = {
-    "structure": ("parsed", "schema", "length", "language", "meta_text"),
-    "duplicates": ("exact_dedup", "near_dedup"),
-    "diversity": ("semantic_dedup",),
-    "leakage": ("real_copy", "decontaminate"),
-    "labels": ("label_agreement", "judge"),
-}
+# What the card calls each family; a plugin's family is shown by its own name.
+FAMILY_NAMES = {"structure": "structure (schema, language, meta-text)", "duplicates": "near-duplicates",
+                "diversity": "semantic near-duplicates", "leakage": "copies of real rows and test-set overlap",
+                "labels": "label consistency"}
+
+
+def check_families() -> dict[str, tuple[str, ...]]:
+    """{family: names of the registered checks in it}, plugins' checks included."""
+    out: dict[str, list[str]] = {}
+    for name in CHECKS:
+        out.setdefault(getattr(CHECKS[name], "family", "custom"), []).append(name)
+    return {family: tuple(names) for family, names in out.items()}
+
+
+# The built-in families, as recipes and benchmarks/checks_ablation.py use them.
+FAMILIES: dict[str, tuple[str, ...]] = {family: tuple(c.name for c in _BUILT_IN if c.family == family)
+                                       for family in FAMILY_NAMES}
 
 
 def build_check(name: str, options: dict | None = None) -> Check:
-    """A check from its recipe name and options, with errors that say what is allowed."""
-    if name not in CHECKS:
-        raise ValueError(f"checks: unknown check {name!r}; choose from {sorted(CHECKS)}")
-    cls = CHECKS[name]
+    """A check from its recipe name and options, with errors that name the option, what came and
+    what is allowed."""
+    try:
+        cls = CHECKS.lookup(name, "checks")
+    except ValueError:
+        raise ValueError(f"checks: unknown check {name!r}; choose from {sorted(CHECKS)}") from None
     allowed = {f.name for f in fields(cls) if f.metadata.get("report", True)}
     unknown = set(options or {}) - allowed
     if unknown:
         raise ValueError(f"checks.{name}: unknown option(s) {sorted(unknown)}; allowed: {sorted(allowed) or 'none'}")
-    return cls(**(options or {}))
+    return cls(**convert_fields(cls, dict(options or {}), f"checks.{name}"))
+
+
+def missing_requirements(check: Check) -> list[str]:
+    """The modules a check needs (`requires`, an extra such as [train]) that are not installed."""
+    return [m for m in check.requires if importlib.util.find_spec(m) is None]
 
 
 __all__ = [
-    "CHECKS", "FAMILIES", "Check", "CheckContext", "CheckReport", "Decontaminate", "ExactDuplicates", "Judge",
-    "LabelAgreement", "Language", "Length", "MetaText", "NearDuplicates", "Parsed", "RealCopies", "Schema", "SemanticDuplicates",
-    "build_check", "diversity", "normalize_text", "run_checks",
+    "CHECKS", "FAMILIES", "FAMILY_NAMES", "Check", "CheckContext", "CheckReport", "Decontaminate", "ExactDuplicates",
+    "Judge", "LabelAgreement", "Language", "Length", "MetaText", "NearDuplicates", "Parsed", "RealCopies", "Schema",
+    "ScoreCheck", "SemanticDuplicates", "build_check", "check_families", "code_digest", "diversity",
+    "missing_requirements", "normalize_text", "run_checks", "score_check",
 ]

@@ -13,7 +13,10 @@ class CheckContext:
     real_texts / real_labels: the real rows the generator was shown (the seeds, or in `compare` the
         draw's k rows per label), plus any other real rows to protect from being copied;
     test_texts: the evaluation split, which synthetic rows must not overlap;
-    labels: the label set (label-echo detection, label checks).
+    labels: the label set (label-echo detection, label checks);
+    text_column / label_column: the task's columns, for checks whose `column` / `label_column` is unset;
+    extra: the task's JSON schema ("schema"), the generation engine ("generator": (EngineConfig, model))
+        and what the judge asks ("judge_prompt", from `Task.judge_prompt()`).
     """
 
     real_texts: Sequence[str] | None = None
@@ -21,6 +24,8 @@ class CheckContext:
     test_texts: Sequence[str] | None = None
     labels: Sequence[str] | None = None
     extra: dict = field(default_factory=dict)
+    text_column: str = "text"
+    label_column: str | None = "label"
 
     def require(self, what: str, check: str):
         value = getattr(self, what)

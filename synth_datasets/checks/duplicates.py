@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .basic import Check
+from .base import Check
 from .minhash import near_duplicates
 
 
@@ -20,8 +20,10 @@ class NearDuplicates(Check):
     unit: str = "char"
     num_perm: int = 128
     seed: int = 1
-    column: str = "text"
+    column: str | None = None
     name = "near_dedup"
+    family = "duplicates"
+    code_deps = ("synth_datasets.checks.minhash",)
     whole_column = True
 
     def __post_init__(self):
@@ -35,6 +37,6 @@ class NearDuplicates(Check):
             raise ValueError(f"near_dedup: num_perm must be >= 8, got {self.num_perm}")
 
     def flag_batch(self, batch):
-        flags, best, _ = near_duplicates(batch[self.column], self.threshold, num_perm=self.num_perm, ngram=self.ngram,
+        flags, best, _ = near_duplicates(batch[self.text_col], self.threshold, num_perm=self.num_perm, ngram=self.ngram,
                                          unit=self.unit, seed=self.seed)
         return {f"{self.name}_score": [round(b, 4) for b in best], self.flag_column: flags}

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .basic import Check, label_name
+from .base import Check, label_name
 
 logger = logging.getLogger(__name__)
 
@@ -24,12 +24,15 @@ class LabelAgreement(Check):
     action: str = "drop"
     encoder: str = "all-MiniLM-L6-v2"
     c: float = 30.0
-    column: str = "text"
-    label_column: str = "label"
+    column: str | None = None
+    label_column: str | None = None
     reference: tuple[tuple[str, str], ...] | None = field(default=None, metadata={"report": False})
     label_names: tuple[str, ...] | None = field(default=None, metadata={"report": False})  # for integer ids
     name = "label_agreement"
+    family = "labels"
     needs = ("real_texts", "real_labels")
+    requires = ("sentence_transformers",)
+    code_deps = ("synth_datasets.students.classifier", "synth_datasets.students.encoder")
 
     def __post_init__(self):
         if self.top_k < 1:
@@ -41,7 +44,7 @@ class LabelAgreement(Check):
     def annotate(self, ds):
         from datasets import ClassLabel
 
-        feature = ds.features.get(self.label_column)
+        feature = ds.features.get(self.label_col)
         me = replace(self, label_names=tuple(feature.names)) if isinstance(feature, ClassLabel) else self
         out = ds.map(me, batched=True, batch_size=1000, desc=f"check {self.name}")
         if isinstance(feature, ClassLabel) and "label_original" in out.column_names:
@@ -49,8 +52,8 @@ class LabelAgreement(Check):
         return out
 
     def bind(self, context):
-        out = self
-        if self.reference is None:
+        out = super().bind(context)
+        if out.reference is None:
             texts = context.require("real_texts", self.name)
             labels = context.require("real_labels", self.name)
             out = replace(out, reference=tuple(zip(texts, (str(label) for label in labels))))
@@ -77,13 +80,13 @@ class LabelAgreement(Check):
 
     def flag_batch(self, batch):
         student = self.student
-        texts = [t or "" for t in batch[self.column]]
+        texts = [t or "" for t in batch[self.text_col]]
         logits = student.logits(texts) if texts else np.zeros((0, len(student.labels)))
         probs = np.exp(logits - logits.max(axis=1, keepdims=True)) if len(texts) else logits
         probs = probs / probs.sum(axis=1, keepdims=True) if len(texts) else probs
         order = np.argsort(-probs, axis=1)[:, : self.top_k]
         index = {name: i for i, name in enumerate(student.labels)}
-        originals = list(batch[self.label_column])
+        originals = list(batch[self.label_col])
         requested = [self._name(label) for label in originals]
         score, pred, disagree = [], [], []
         for row, label in enumerate(requested):
@@ -95,7 +98,7 @@ class LabelAgreement(Check):
         if self.action == "relabel":
             new = [p if d else label for p, d, label in zip(pred, disagree, requested)]
             ids = originals and isinstance(originals[0], int) and self.label_names is not None
-            out[self.label_column] = [self.label_names.index(x) for x in new] if ids else new
+            out[self.label_col] = [self.label_names.index(x) for x in new] if ids else new
             out["label_original"] = originals
             out[self.flag_column] = [False] * len(texts)
             out[f"{self.name}_relabelled"] = disagree

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .basic import Check, normalize_text
+from .base import Check, normalize_text
 from .minhash import nearest_in
 
 
@@ -24,10 +24,12 @@ class RealCopies(Check):
     ngram: int = 5
     embedding_threshold: float | None = None
     encoder: str = "all-MiniLM-L6-v2"
-    column: str = "text"
+    column: str | None = None
     reference: tuple[str, ...] | None = field(default=None, metadata={"report": False})
     name = "real_copy"
+    family = "leakage"
     needs = ("real_texts",)
+    code_deps = ("synth_datasets.checks.minhash", "synth_datasets.checks.semantic", "synth_datasets.students.encoder")
     whole_column = True
 
     def __post_init__(self):
@@ -37,15 +39,20 @@ class RealCopies(Check):
             raise ValueError(f"real_copy: embedding_threshold is a cosine similarity in (0, 1] (or null for none), "
                              f"got {self.embedding_threshold}")
 
+    @property
+    def requires(self) -> tuple[str, ...]:
+        return ("sentence_transformers",) if self.embedding_threshold is not None else ()
+
     def bind(self, context):
-        if self.reference is None:
-            return replace(self, reference=tuple(context.require("real_texts", self.name)))
-        return self
+        out = super().bind(context)
+        if out.reference is None:
+            return replace(out, reference=tuple(context.require("real_texts", self.name)))
+        return out
 
     def flag_batch(self, batch):
         if self.reference is None:
             raise ValueError("check real_copy needs the real rows: RealCopies(reference=[...]) or bind(context)")
-        best, _ = nearest_in(batch[self.column], self.reference, self.threshold, ngram=self.ngram)
+        best, _ = nearest_in(batch[self.text_col], self.reference, self.threshold, ngram=self.ngram)
         flags = [b >= self.threshold for b in best]
         out = {f"{self.name}_score": [round(b, 4) for b in best]}
         if self.embedding_threshold is not None:
@@ -54,7 +61,7 @@ class RealCopies(Check):
             from .semantic import COSINE_SLACK
 
             if self.reference and len(best):
-                cosine = (embed(batch[self.column], self.encoder) @ embed(self.reference, self.encoder).T).max(axis=1)
+                cosine = (embed(batch[self.text_col], self.encoder) @ embed(self.reference, self.encoder).T).max(axis=1)
             else:
                 cosine = np.zeros(len(best))
             out[f"{self.name}_cosine"] = [round(float(c), 4) for c in cosine]
@@ -78,9 +85,10 @@ class Decontaminate(Check):
     n: int = 13
     min_words: int = 4
     short_coverage: float = 0.6
-    column: str = "text"
+    column: str | None = None
     reference: tuple[str, ...] | None = field(default=None, metadata={"report": False})
     name = "decontaminate"
+    family = "leakage"
     needs = ("test_texts",)
 
     def __post_init__(self):
@@ -91,9 +99,10 @@ class Decontaminate(Check):
         self._index: tuple[set[str], dict[int, set[str]]] | None = None
 
     def bind(self, context):
-        if self.reference is None:
-            return replace(self, reference=tuple(context.require("test_texts", self.name)))
-        return self
+        out = super().bind(context)
+        if out.reference is None:
+            return replace(out, reference=tuple(context.require("test_texts", self.name)))
+        return out
 
     def grams(self) -> tuple[set[str], dict[int, set[str]]]:
         """(the test split's n-grams, {length: test texts shorter than n words, as word strings})."""
@@ -122,5 +131,5 @@ class Decontaminate(Check):
         return 0
 
     def flag_batch(self, batch):
-        runs = [self.overlap(t) for t in batch[self.column]]
+        runs = [self.overlap(t) for t in batch[self.text_col]]
         return {f"{self.name}_score": runs, self.flag_column: [r > 0 for r in runs]}

@@ -25,6 +25,7 @@ class CheckResult:
     examples_removed: list[str] = field(default_factory=list)
     removed_by_label: dict[str, int] = field(default_factory=dict)
     relabelled: int = 0  # rows whose label the check changed instead of removing them
+    engine_work: dict | None = None  # what an engine did for the check (the judge), as EngineStats.as_dict()
 
 
 @dataclass
@@ -53,6 +54,9 @@ class CheckReport:
         lines = [f"{'check':<16} {'in':>7} {'removed':>8} {'kept':>7}"]
         for r in self.results:
             extra = f"  ({r.relabelled} relabelled)" if r.relabelled else ""
+            if r.engine_work and r.engine_work.get("requests"):
+                w = r.engine_work
+                extra += f"  (its engine: {w['requests']} requests, {w['completion_tokens']} tokens, {w['seconds']:.1f} s)"
             lines.append(f"{r.check['name']:<16} {r.rows_in:>7} {r.removed:>8} {r.kept:>7}{extra}")
         return "\n".join(lines)
 
@@ -123,7 +127,7 @@ def run_checks(ds: Dataset, checks: Sequence, *, context=None, examples: int = 3
             by_label = dict(Counter(label for label, f in zip(label_names(annotated, label_column), flags) if f))
         relabelled = sum(annotated[f"{check.name}_relabelled"]) if f"{check.name}_relabelled" in annotated.column_names else 0
         result = CheckResult(check.describe(), len(annotated), len(annotated) - len(kept), len(kept), examples_removed,
-                             by_label, relabelled)
+                             by_label, relabelled, getattr(check, "engine_work", None))
         logger.info("check %s: %d in, %d removed, %d kept%s", check.name, result.rows_in, result.removed, result.kept,
                     f", {relabelled} relabelled" if relabelled else "")
         report.results.append(result)

@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .basic import Check, normalize_text
+from .base import Check, normalize_text
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 # Cosine at or above which two rows count as the same message in other words. For short intent
@@ -90,8 +90,11 @@ class SemanticDuplicates(Check):
 
     threshold: float = DEFAULT_THRESHOLD
     encoder: str = DEFAULT_ENCODER
-    column: str = "text"
+    column: str | None = None
     name = "semantic_dedup"
+    family = "diversity"
+    requires = ("sentence_transformers",)
+    code_deps = ("synth_datasets.students.encoder",)
     whole_column = True
 
     def __post_init__(self):
@@ -99,7 +102,7 @@ class SemanticDuplicates(Check):
             raise ValueError(f"semantic_dedup: threshold is a cosine similarity in (0, 1], got {self.threshold}")
 
     def flag_batch(self, batch):
-        texts = batch[self.column]
+        texts = batch[self.text_col]
         flags, best = greedy(similar_earlier(embed(texts, self.encoder), self.threshold), len(texts))
         return {f"{self.name}_score": [round(b, 4) for b in best], self.flag_column: flags}
 

@@ -6,7 +6,7 @@ import functools
 import logging
 from dataclasses import dataclass, field, replace
 
-from .basic import Check
+from .base import Check
 
 logger = logging.getLogger(__name__)
 
@@ -21,12 +21,14 @@ class Schema(Check):
 
     schema: dict | None = field(default=None, metadata={"report": False})
     name = "schema"
+    family = "structure"
     needs = ("schema",)
 
     def bind(self, context):
-        if self.schema is None and context is not None and context.extra.get("schema") is not None:
-            return replace(self, schema=context.extra["schema"])
-        return self
+        out = super().bind(context)
+        if out.schema is None and context is not None and context.extra.get("schema") is not None:
+            return replace(out, schema=context.extra["schema"])
+        return out
 
     def flag_batch(self, batch):
         if self.schema is None:
@@ -68,8 +70,10 @@ class Language(Check):
 
     languages: tuple[str, ...] = ("en",)
     min_chars: int = 20
-    column: str = "text"
+    column: str | None = None
     name = "language"
+    family = "structure"
+    requires = ("py3langid",)
 
     def __post_init__(self):
         self.languages = tuple(self.languages)
@@ -78,7 +82,7 @@ class Language(Check):
 
     def flag_batch(self, batch):
         identify = _identifier()
-        detected = [identify(t) if t and len(t) >= self.min_chars else "" for t in batch[self.column]]
+        detected = [identify(t) if t and len(t) >= self.min_chars else "" for t in batch[self.text_col]]
         return {f"{self.name}_score": detected,
                 self.flag_column: [bool(d) and d not in self.languages for d in detected]}
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from .basic import Check, normalize_text
+from .base import Check, normalize_text
 
 KINDS = ("refusal", "meta", "placeholder", "label_echo")
 
@@ -61,10 +61,11 @@ class MetaText(Check):
     """Flags meta-text ("Here's a rewritten version..."), refusals, placeholders ("[Account_Name]") and
     texts that are, or contain, a label identifier. `meta_text_score` says which kind matched."""
 
-    column: str = "text"
+    column: str | None = None
     kinds: tuple[str, ...] = KINDS
     labels: tuple[str, ...] | None = field(default=None, metadata={"report": False})
     name = "meta_text"
+    family = "structure"
 
     def __post_init__(self):
         self.kinds = tuple(self.kinds)
@@ -73,13 +74,14 @@ class MetaText(Check):
             raise ValueError(f"meta_text: unknown kinds {sorted(unknown)}; choose from {list(KINDS)}")
 
     def bind(self, context):
-        if self.labels is None and context is not None and context.labels is not None:
-            return replace(self, labels=tuple(context.labels))
-        return self
+        out = super().bind(context)
+        if out.labels is None and context is not None and context.labels is not None:
+            return replace(out, labels=tuple(context.labels))
+        return out
 
     def flag_batch(self, batch):
         names = frozenset()
         if "label_echo" in self.kinds and self.labels:
             names = frozenset(n for label in self.labels for n in (str(label).lower(), normalize_text(str(label))))
-        kinds = [meta_kind(t, names, self.kinds) for t in batch[self.column]]
+        kinds = [meta_kind(t, names, self.kinds) for t in batch[self.text_col]]
         return {f"{self.name}_score": kinds, self.flag_column: [bool(k) for k in kinds]}

@@ -12,6 +12,7 @@ recipes use as `task.kind`. It owns:
     json_schema()               the structured-output schema generation is constrained to
     parse, fields, features     completion -> columns, never raising (classmethods: `Generate` calls them)
     label_column                rows are balanced, drawn and mixed per value of this column (None: by count)
+    judge_prompt()              what the LLM judge asks about a row (system prompt, template, criteria)
     metrics, score(preds, rows) how a student's predictions on real rows are scored
     default_student             the student `compare` trains unless the recipe names another
     card_template, provenance   the dataset card sections only this task has
@@ -107,6 +108,11 @@ class Task:
     @classmethod
     def features(cls, json_schema: dict | None) -> dict:
         raise NotImplementedError
+
+    def judge_prompt(self) -> dict | None:
+        """What the LLM judge asks about a row: {"system", "template" (with {criteria} and the fields
+        named in "fields"), "criteria": {name: question}, "fields"}; None: the judge's neutral defaults."""
+        return None
 
     # -- students ---------------------------------------------------------------------------------
     def groups(self, rows: Dataset) -> list[str]:

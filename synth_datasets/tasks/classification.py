@@ -411,6 +411,21 @@ class Classification(Task):
             return STUDENT_PROMPT_DESCRIBED.replace("{description}", self.config.description)
         return STUDENT_PROMPT
 
+    def judge_prompt(self) -> dict:
+        """The judge's neutral questions, worded with the recipe's description of the data."""
+        from ..checks.judge import DEFAULT_PROMPT
+
+        what = self.config.description
+        if not what:
+            return dict(DEFAULT_PROMPT)
+        what = what.replace("{", "{{").replace("}", "}}")  # the judge formats its questions with the row's fields
+        return {**DEFAULT_PROMPT,
+                "system": f"You review generated training data for a text classifier of {what}. You answer only with "
+                          "the JSON object asked for, and you are strict: most generated examples have flaws.",
+                "criteria": {**DEFAULT_PROMPT["criteria"],
+                             "plausibility": f"Could this text really be one of {what}? 1 = no (meta-text, an answer "
+                                             "instead of the text asked for, gibberish), 5 = yes, entirely natural."}}
+
     def score(self, predictions: Sequence, rows: Dataset) -> dict[str, float]:
         """Accuracy and macro-F1 over the task's labels (a prediction outside them counts as wrong)."""
         from ..evaluation import score_with

@@ -172,7 +172,8 @@ def save_hub_layout(dsdict: DatasetDict, folder: str | Path, provenance: dict, t
 def attach_contribution(folder: str | Path, contribution: dict, name: str | None = None) -> bool:
     """Put a `compare` result into the card and provenance of a dataset folder written by
     `save_hub_layout`; False (and nothing written) when the folder holds no such dataset, or one
-    made by a recipe of another `name`."""
+    made by a recipe of another `name`, or (when the contribution carries a `recipe_fingerprint`)
+    by another version of the recipe."""
     from datasets import Dataset
 
     folder = Path(folder)
@@ -183,6 +184,9 @@ def attach_contribution(folder: str | Path, contribution: dict, name: str | None
     provenance = json.loads(provenance_path.read_text())
     if name is not None and provenance.get("name") != name:
         return False
+    fingerprint = contribution.get("recipe_fingerprint")
+    if fingerprint is not None and provenance.get("recipe_fingerprint") != fingerprint:
+        return False  # the data there was made by another version of the recipe
     provenance["contribution"] = contribution
     files = {p.name.split("-00000-of-")[0]: f"data/{p.name}" for p in parquet}
     dsdict = DatasetDict({name: Dataset.from_parquet(str(folder / path)) for name, path in files.items()})

@@ -3,6 +3,7 @@
     synth-datasets generate recipes/banking77.yaml [--output DIR]
     synth-datasets compare recipes/banking77.yaml  [--output DIR]   # did the synthetic data help?
     synth-datasets show-recipe recipes/banking77.yaml     # the recipe with every default filled in
+    synth-datasets plugins                                # tasks, checks, students, backends and their origin
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -24,7 +26,9 @@ def make_parser() -> argparse.ArgumentParser:
         prog="synth-datasets",
         description="Generate, check and publish synthetic training data with vLLM and Hugging Face datasets.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more output: -v the library's and vLLM's INFO records and every progress bar, -vv DEBUG "
+                             "(default: warnings, one progress bar per stage, the summary; or set SYNTH_DATASETS_LOG_LEVEL)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     gen = sub.add_parser("generate", help="run a YAML recipe: seeds -> prompts -> vLLM -> checks -> dataset folder",
                          description="Run a recipe end to end and write a dataset folder in Hub layout "
@@ -44,13 +48,38 @@ def make_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--output", help="results folder (default: compare.dir, else <output.dir>/compare)")
     show = sub.add_parser("show-recipe", help="validate a recipe and print it with all defaults filled in")
     show.add_argument("recipe")
+    sub.add_parser("plugins", help="list the tasks, checks, students and backends, built-in and from installed plugins")
     return parser
+
+
+def configure_output(verbose: int = 0) -> int:
+    """Quiet by default: warnings and errors from every library, one progress bar per stage (ours),
+    the summary and tables. -v (or SYNTH_DATASETS_LOG_LEVEL=INFO) shows INFO records, vLLM's and
+    datasets' own progress bars; -vv DEBUG. Returns the level."""
+    name = os.environ.get("SYNTH_DATASETS_LOG_LEVEL") or {0: "WARNING", 1: "INFO"}.get(verbose, "DEBUG")
+    level = logging.getLevelName(name.upper())
+    if not isinstance(level, int):
+        raise SystemExit(f"synth-datasets: SYNTH_DATASETS_LOG_LEVEL={name!r} is not a logging level (DEBUG, INFO, WARNING, ERROR)")
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(level)
+    # vLLM configures its own logger from this variable, in this process and in its engine process
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", logging.getLevelName(level))
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "info" if level <= logging.INFO else "error")
+    if level > logging.INFO:
+        import datasets
+
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # model-loading bars (transformers reads it)
+        datasets.disable_progress_bars()  # map/filter bars of every check; the stages show their own
+        datasets.logging.set_verbosity_error()
+    return level
 
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_output(args.verbose)
+    if args.command == "plugins":
+        print(list_plugins())
+        return 0
     from .errors import DataError, RecipeError
     from .recipe import load_recipe
     from .shards import StaleRunError
@@ -93,30 +122,57 @@ def _generate(recipe, output: str | None, overwrite_run: bool) -> int:
 
 
 def _compare(recipe, output: str | None) -> int:
-    from datetime import datetime, timezone
-
-    from .card import attach_contribution
-    from .compare import report_markdown, run_compare, write_results
+    from .compare import run_compare
+    from .pipeline import folder_lock
 
     result = run_compare(recipe)
     dataset_dir = recipe.resolve(recipe.output.dir)
     folder = Path(output) if output else recipe.resolve(recipe.compare.dir) if recipe.compare.dir else dataset_dir / "compare"
-    write_results(result, folder)
+    with folder_lock(dataset_dir):
+        attached = _write_compare(recipe, result, folder, dataset_dir)
     print(result.table())
     print(f"verdict: {result.verdict}")
+    if attached:
+        print(f"card updated: {dataset_dir / 'README.md'} (section 'Measured contribution')")
+    else:
+        print(f"no dataset made by this version of recipe {recipe.name!r} at {dataset_dir} (run `synth-datasets generate` "
+              "first); the card was not updated")
+    print(f"wrote {folder.resolve()} (compare.md, compare.png, compare.json) in {result.setup['seconds']:.0f} s")
+    return 0
+
+
+def _write_compare(recipe, result, folder: Path, dataset_dir: Path) -> bool:
+    """compare.json/.md/.png, and the dataset card's 'Measured contribution' section when the dataset
+    there was made by this recipe; True when the card was updated."""
+    from datetime import datetime, timezone
+
+    from .card import attach_contribution
+    from .compare import report_markdown, write_results
+    from .recipe import recipe_fingerprint
+
+    write_results(result, folder)
     try:  # as the card reader sees it: relative to the dataset folder when the results sit inside it
         shown = str(folder.resolve().relative_to(dataset_dir.resolve()))
     except ValueError:
         shown = str(folder.resolve())
     contribution = {"markdown": report_markdown(result), "verdicts": result.verdicts, "folder": shown,
-                    "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    if attach_contribution(dataset_dir, contribution, name=recipe.name):
-        print(f"card updated: {dataset_dir / 'README.md'} (section 'Measured contribution')")
-    else:
-        print(f"no dataset of recipe {recipe.name!r} at {dataset_dir} (run `synth-datasets generate` first); "
-              "the card was not updated")
-    print(f"wrote {folder.resolve()} (compare.md, compare.png, compare.json) in {result.setup['seconds']:.0f} s")
-    return 0
+                    "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "recipe_fingerprint": recipe_fingerprint(recipe)}
+    return attach_contribution(dataset_dir, contribution, name=recipe.name)
+
+
+def list_plugins() -> str:
+    """Every registry's entries and where each comes from (built-in, or the plugin package)."""
+    from .checks import CHECKS
+    from .engine import BACKENDS
+    from .students import STUDENTS
+    from .tasks import TASKS
+
+    lines = []
+    for title, registry in (("tasks", TASKS), ("checks", CHECKS), ("students", STUDENTS), ("backends", BACKENDS)):
+        lines.append(f"{title} (entry-point group {registry.group}):")
+        lines += [f"  {name:<18} {registry.origin(name)}" for name in sorted(registry)]
+    return "\n".join(lines)
 
 
 def run_summary(provenance: dict) -> str:

@@ -17,6 +17,7 @@ For each draw d (seed = seeds.seed + d) and each k in `compare.real_per_label`:
 3. the same student is trained on: real-only; synthetic-only, blended (real + synthetic) and
    two-stage (synthetic first, then the real rows starting from that model) at each ratio of
    synthetic rows per real row and with all kept synthetic rows; and scored on the real test split.
+   Every draw is generated first; then the engine is released and the students are trained.
 
 Results are aggregated over draws (mean ± sd, and the paired difference to real-only of the same
 draw), written as `compare.json`, `compare.md` and `compare.png`, and the verdict is stated for the
@@ -38,6 +39,7 @@ from typing import Any, Callable, Sequence
 from datasets import Dataset
 from tqdm.auto import tqdm
 
+from . import engine as engine_mod
 from .data import sample_per_group, take_per_group
 from .errors import RecipeError
 from .mix import mix, rows_for, with_source
@@ -307,6 +309,7 @@ def run_compare(recipe: Recipe, synthesize: Synthesizer | None = None, student=N
     })
     started = time.perf_counter()
     draws = synthesize_draws(recipe, prep, synthesize, result)
+    engine_mod.release_all()  # the students need the memory; generation is done
     train_students(recipe, prep, draws, student, result, progress, echo)
     if result.skipped:
         logger.warning("%d (draw, k, ratio) arms were not run: the checks left too few synthetic rows for the ratio "
@@ -447,12 +450,15 @@ def write_results(result: CompareResult, folder: str | Path) -> Path:
 
 def report_markdown(result: CompareResult) -> str:
     s = result.setup
+    labelled = s.get("labels") is not None
+    per = " per label" if labelled else ""
     return "\n".join([
         f"Student: {s['student']['kind']} ({', '.join(f'{k}={v}' for k, v in s['student'].items() if k != 'kind')}). "
-        f"{len(s['labels'])} labels, {s['test_rows']} real test rows, {s['draws']} draws of k real rows per label; "
+        + (f"{len(s['labels'])} labels, " if labelled else "")
+        + f"{s['test_rows']} real test rows, {s['draws']} draws of k real rows{per}; "
         + (f"each draw's synthetic rows were generated once, from its k={s['real_per_label'][0]} real rows, and used for every k of the draw "
            if s.get("generate_from") == "smallest_k" else "each draw's synthetic rows were generated from its own k real rows ")
-        + f"({s['synthetic_per_label']} requested per label). "
+        + f"({s['synthetic_per_label']} requested{per}). "
         "Mean ± sd over draws; Δ is the paired difference to real-only of the same draw. The verdict says "
         "\"added\" only when the paired gain's one-sided 95% lower bound (Student t) is above zero, "
         "\"adds noise\" when its upper bound is below zero, and otherwise that the difference is within the spread.",

@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import gc
 import importlib.metadata
 import logging
 import re
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -189,6 +191,7 @@ class VLLMEngine:
     """vLLM's offline `LLM`, fitted to the machine (see hardware.py), fed whole batches."""
 
     options_class = VLLMOptions
+    default_model = models.DEFAULT_MODEL_ORIGIN  # what runs when no model is named
 
     def __init__(self, config: EngineConfig):
         models.check_model(config.model, "generator.model")
@@ -222,16 +225,18 @@ class VLLMEngine:
         )
 
     def chat(self, conversations: Sequence[Conversation], sampling: SamplingConfig,
-             json_schema: dict | None = None, use_tqdm: bool = True) -> list[Completion]:
+             json_schema: dict | None = None, progress=True) -> list[Completion]:
         """Generate for all conversations in one call, so vLLM batches them as it sees fit. A prompt
         the model's context cannot hold is not sent (vLLM would fail the whole batch): its
-        completion carries the reason in `error`."""
+        completion carries the reason in `error`. `progress`: True for vLLM's own bars, False for
+        none, or a tqdm bar of the whole stage that this call advances."""
         if not conversations:
             return []
         out: list[Completion | None] = [self._too_long(conv) for conv in conversations]
         todo = [i for i, c in enumerate(out) if c is None]
         if todo:
             params = self.sampling_params(sampling, json_schema)
+            use_tqdm = progress if isinstance(progress, bool) else functools.partial(_IntoBar, progress)
             outputs = self.llm.chat([conversations[i] for i in todo], params, use_tqdm=use_tqdm)
             for i, o in zip(todo, outputs):
                 out[i] = Completion(text=o.outputs[0].text, finish_reason=o.outputs[0].finish_reason,
@@ -268,6 +273,36 @@ class VLLMEngine:
         except AttributeError:  # another vLLM layout: fall back to garbage collection
             pass
         del self.llm
+
+
+class _IntoBar:
+    """Stands in for the tqdm bars vLLM opens for one call and advances one stage-wide bar instead
+    (one bar per stage, not two per engine call); whatever else vLLM asks of it does nothing."""
+
+    def __init__(self, bar, iterable=None, **_):
+        self.bar, self.iterable, self.n, self.start = bar, iterable, 0, time.perf_counter()
+
+    def __iter__(self):
+        return iter(self.iterable)
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        self.bar.update(n)
+
+    @property
+    def format_dict(self) -> dict:
+        return {"elapsed": max(1e-9, time.perf_counter() - self.start)}
+
+    @property
+    def postfix(self) -> str:
+        return ""
+
+    @postfix.setter
+    def postfix(self, value: str) -> None:
+        self.bar.set_postfix_str(value.replace("est. speed ", ""), refresh=False)
+
+    def __getattr__(self, name):  # refresh(), close(), anything a later vLLM adds
+        return lambda *args, **kwargs: None
 
 
 def describe_backend(config: EngineConfig) -> dict[str, Any]:

@@ -28,12 +28,14 @@ says why, never an exception.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from datasets import Dataset, Features, Value
+from tqdm.auto import tqdm
 
 from . import __version__
 from . import engine as engine_mod
@@ -76,12 +78,14 @@ GENERATE_FEATURES = {
 GENERATE_COLUMNS = tuple(GENERATE_FEATURES)
 
 
-def generate(ds: Dataset, gen: "Generate", batch_size: int = 1000, **map_kwargs) -> Dataset:
+def generate(ds: Dataset, gen: "Generate", batch_size: int = 1000, progress=None, **map_kwargs) -> Dataset:
     """`ds.map(gen)` with the settings generation wants: batched, large batches, fixed output types.
 
         synthetic = generate(prompts, Generate(json_schema=schema, parser="classification"))
 
-    is `prompts.map(gen, batched=True, batch_size=1000, features=gen.features(prompts.features))`.
+    is `prompts.map(gen, batched=True, batch_size=1000, features=gen.features(prompts.features))`,
+    with one progress bar over all rows (`progress`: None for a new one, a tqdm bar to advance,
+    False for none; rows served from the cache never reach it).
     """
     if (map_kwargs.get("num_proc") or 1) > 1:
         raise ValueError("generate(): num_proc > 1 would start one engine per worker; vLLM batches within one engine, use num_proc=1")
@@ -91,7 +95,18 @@ def generate(ds: Dataset, gen: "Generate", batch_size: int = 1000, **map_kwargs)
     features = gen.features(Features(kept))
     if len(ds) == 0:  # map never calls the function on no rows, so it would add no columns
         return Dataset.from_dict({name: [] for name in features}, features=features)
-    return ds.map(gen, batched=True, batch_size=batch_size, features=features, **map_kwargs)
+    bar = tqdm(total=len(ds), desc=map_kwargs["desc"], unit="row") if progress is None else progress
+    gen._progress = bar if bar is not False else False
+    try:
+        out = ds.map(gen, batched=True, batch_size=batch_size, features=features, **map_kwargs)
+    finally:
+        gen._progress = None
+    if progress is None:
+        if bar.n < len(ds):  # served from the datasets cache: nothing reached the engine
+            bar.set_postfix_str("from the cache", refresh=False)
+            bar.update(len(ds) - bar.n)
+        bar.close()
+    return out
 
 
 def _in_map_worker() -> bool:
@@ -157,7 +172,7 @@ class Generate:
         conversations = batch[self.messages_column]
         engine = engine_mod.get_engine(self.engine)
         start = time.perf_counter()
-        completions = engine.chat(conversations, self.sampling, self.json_schema)
+        completions = engine.chat(conversations, self.sampling, self.json_schema, **self._progress_kwargs(engine))
         self._stats.add(completions, time.perf_counter() - start)
         if len(completions) != len(conversations):
             raise RuntimeError(f"engine returned {len(completions)} completions for {len(conversations)} requests")
@@ -184,6 +199,13 @@ class Generate:
                 out[name].append(parsed.get(name))
         return out
 
+    def _progress_kwargs(self, engine) -> dict:
+        """`progress=` for engines that take it: the stage bar `generate()` opened, else their own bars."""
+        if "progress" not in inspect.signature(engine.chat).parameters:
+            return {}
+        bar = getattr(self, "_progress", None)
+        return {"progress": True if bar is None else bar}
+
     def features(self, input_features: Features) -> Features:
         """The output's features: the input's plus the generated columns, each with a fixed type.
 
@@ -197,8 +219,9 @@ class Generate:
 
     def describe(self) -> dict[str, Any]:
         """The configuration, as plain data, for provenance and cards."""
+        backend = engine_mod.BACKENDS.lookup(self.engine.backend, "engine.backend")
         return {
-            "model": self.engine.model or engine_mod.models.DEFAULT_MODEL_ORIGIN,
+            "model": self.engine.model or getattr(backend, "default_model", None) or f"(the {self.engine.backend} backend's own)",
             **engine_mod.describe_backend(self.engine),
             "sampling": asdict(self.sampling),
             "json_schema": self.json_schema,

@@ -6,6 +6,7 @@ order from a `Recipe` and collects the provenance record that the dataset card i
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from datetime import datetime, timezone
@@ -16,12 +17,14 @@ from datasets import Dataset, DatasetDict, load_from_disk
 from datasets.fingerprint import Hasher
 
 from . import __version__
+from . import engine as engine_mod
 from .card import parse_error_counts, save_hub_layout
 from .checks import CheckContext, CheckReport, run_checks
 from .data import load_rows
 from .errors import DataError, RecipeError
 from .generate import Generate, generate
-from .recipe import Recipe
+from .recipe import Recipe, recipe_fingerprint
+from .locks import folder_lock
 from .shards import generate_resumable
 
 logger = logging.getLogger(__name__)
@@ -59,8 +62,18 @@ def run_recipe(recipe: Recipe, output_dir: str | None = None, overwrite_run: boo
     """Run the whole recipe; return the output folder and the check report.
 
     With `output.run_dir` set, generation is resumable there (see shards.py); `overwrite_run`
-    lets it replace the shards of a run made with another configuration.
+    lets it replace the shards of a run made with another configuration. Two runs writing the same
+    output folder take turns (a lock beside it); the engines are released at the end.
     """
+    folder = Path(output_dir) if output_dir else recipe.resolve(recipe.output.dir)
+    with folder_lock(folder):
+        try:
+            return _run_recipe(recipe, folder, overwrite_run)
+        finally:
+            engine_mod.release_all()
+
+
+def _run_recipe(recipe: Recipe, folder: Path, overwrite_run: bool) -> tuple[Path, CheckReport]:
     task, seeds, dropped = load_seeds(recipe)
     prompts, gen = build_generation(recipe, task, seeds, recipe.seeds.seed)
     logger.info("%d seed rows -> %d requests", len(seeds), len(prompts))
@@ -80,9 +93,27 @@ def run_recipe(recipe: Recipe, output_dir: str | None = None, overwrite_run: boo
                               label_column=task.label_column)
     engine_work = gen.stats.as_dict()  # generation only: the judge's work is in its check's report
     provenance = build_provenance(recipe, task, seeds, prompts, synthetic, kept, report, gen, seconds, engine_work, dropped)
-    folder = save_hub_layout(DatasetDict(train=kept), output_dir or recipe.resolve(recipe.output.dir), provenance,
-                             template=task.card_template)
+    kept_contribution(folder, provenance)
+    folder = save_hub_layout(DatasetDict(train=kept), folder, provenance, template=task.card_template)
     return folder, report
+
+
+def kept_contribution(folder: Path, provenance: dict) -> None:
+    """Carry `compare`'s "Measured contribution" over from the card being replaced, when it measured
+    data made by the same recipe (same fingerprint: seeds, task, generator, engine, checks, compare,
+    package version); a changed recipe drops it, since it no longer describes this data."""
+    old = folder / "provenance.json"
+    if not old.is_file():
+        return
+    try:
+        contribution = json.loads(old.read_text()).get("contribution")
+    except (OSError, ValueError):
+        return
+    if contribution and contribution.get("recipe_fingerprint") == provenance["recipe_fingerprint"]:
+        provenance["contribution"] = contribution
+    elif contribution:
+        logger.warning("the card's 'Measured contribution' was dropped: the recipe changed since `compare` measured it; "
+                       "run `synth-datasets compare` again")
 
 
 def check_context(recipe: Recipe, task, real: Dataset, test_texts=None) -> CheckContext:
@@ -128,8 +159,9 @@ def file_backed(prompts: Dataset) -> Dataset:
     """
     key = Hasher.hash(list(prompts["row_id"]))  # the ids themselves, not the dataset behind the column
     folder = Path(datasets.config.HF_DATASETS_CACHE) / "synth_datasets" / f"prompts-{key}"
-    if not (folder / "state.json").exists():
-        prompts.save_to_disk(str(folder))
+    with folder_lock(folder):  # two runs saving the same prompts at once would write one folder twice
+        if not (folder / "state.json").exists():
+            prompts.save_to_disk(str(folder))
     return load_from_disk(str(folder))
 
 
@@ -139,6 +171,7 @@ def build_provenance(recipe, task, seeds, prompts, synthetic, kept, report, gen,
     return {
         "name": recipe.name,
         "task": recipe.task.kind,
+        "recipe_fingerprint": recipe_fingerprint(recipe),
         "license": recipe.output.license,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "synth_datasets_version": __version__,

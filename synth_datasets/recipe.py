@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,6 +149,20 @@ class Recipe:
     def resolve(self, path: str) -> Path:
         p = Path(path).expanduser()
         return p if p.is_absolute() else Path(self.base_dir) / p
+
+
+def recipe_fingerprint(recipe: Recipe) -> str:
+    """A digest of what decides the data a recipe makes and what `compare` measures on it: seeds,
+    task, generator sampling and model, the engine settings that change outputs, checks, diversity,
+    the compare section (its output folder left out) and the package version."""
+    from datasets.fingerprint import Hasher
+
+    from . import __version__
+
+    compare = {k: v for k, v in dataclasses.asdict(recipe.compare).items() if k != "dir"}
+    generator = {k: v for k, v in dataclasses.asdict(recipe.generator).items() if k not in ("batch_size", "shard_size")}
+    return Hasher.hash([__version__, recipe.name, dataclasses.asdict(recipe.seeds), dataclasses.asdict(recipe.task),
+                        generator, recipe.engine.cache_fields(), recipe.checks, recipe.diversity, compare])
 
 
 def load_recipe(path: str | Path) -> Recipe:

@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -36,6 +35,7 @@ from datasets.fingerprint import Hasher
 from tqdm.auto import tqdm
 
 from .generate import Generate, generate
+from .locks import folder_lock
 
 logger = logging.getLogger(__name__)
 
@@ -71,23 +71,24 @@ def generate_resumable(prompts: Dataset, gen: Generate, run_dir: str | Path, sha
         raise ValueError("prompts have repeated row_id values; each request needs its own id")
     if len(prompts) == 0:
         return generate(prompts, gen)  # an empty dataset with the generated columns
+    with folder_lock(Path(run_dir)):  # another process on the same run_dir: wait, then reuse its shards
+        return _generate_resumable(prompts, gen, Path(run_dir), shard_size, overwrite)
+
+
+def _generate_resumable(prompts: Dataset, gen: Generate, run_dir: Path, shard_size: int, overwrite: bool) -> Dataset:
     features = gen.features(prompts.features)
-    run_dir = Path(run_dir)
     fingerprint = run_fingerprint(prompts, gen, shard_size)
     _claim(run_dir, fingerprint, len(prompts), shard_size, gen, overwrite)
     n = -(-len(prompts) // shard_size)
     paths = [run_dir / "shards" / f"{i:05d}-of-{n:05d}.parquet" for i in range(n)]
     todo = [i for i in range(n) if not _valid_shard(paths[i], prompts, i, shard_size, features)]
     logger.info("%d of %d shards already done in %s; generating %d", n - len(todo), n, run_dir, len(todo))
-    tokens, start = 0, time.perf_counter()
-    with tqdm(total=len(todo), desc="shards", unit="shard") as bar:
+    todo_rows = sum(min(shard_size, len(prompts) - i * shard_size) for i in todo)
+    with tqdm(total=todo_rows, desc=f"generate ({len(todo)} of {n} shards)", unit="row") as bar:
         for i in todo:
             rows = prompts.select(range(i * shard_size, min((i + 1) * shard_size, len(prompts))))
-            done = generate(rows, gen, batch_size=len(rows), keep_in_memory=True, load_from_cache_file=False)
+            done = generate(rows, gen, batch_size=len(rows), progress=bar, keep_in_memory=True, load_from_cache_file=False)
             _write_atomically(done, paths[i])
-            tokens += sum(done["completion_tokens"])
-            bar.set_postfix(tokens_per_s=f"{tokens / (time.perf_counter() - start):.0f}")
-            bar.update(1)
     # Read the shards directly (not through load_dataset's cache, which must not serve an older copy).
     result = Dataset(pa.concat_tables([pq.read_table(p) for p in paths])).cast(features)
     if result["row_id"] != prompts["row_id"]:

@@ -43,20 +43,30 @@ class FakeOptions(BackendOptions):
 
 
 class FakeEngine:
-    """Satisfies the engine protocol without a model."""
+    """Satisfies the engine protocol without a model.
+
+    Like a grammar-constrained engine, it only returns JSON that fits the `json_schema` it is given:
+    a responder's answer that breaks the schema fails the test (`SchemaBroken`), so a change that
+    makes the schema disagree with what the task asks for (a missing label in the enum, a wrong
+    field name) shows in the fast tests. A test that plays an engine without constraints (an HTTP
+    server that cannot constrain, a model that rambles) sets `constrained = False`.
+    """
 
     options_class = FakeOptions
     responder = staticmethod(default_responder)
+    constrained = True
     calls: list[int] = []  # batch sizes of every chat() call, across instances
 
     def __init__(self, config: EngineConfig):
         self.config = config
 
-    def chat(self, conversations, sampling, json_schema=None, use_tqdm=False):
+    def chat(self, conversations, sampling, json_schema=None):
         FakeEngine.calls.append(len(conversations))
         out = []
         for conv in conversations:
             text = type(self).responder(conv)
+            if json_schema is not None and type(self).constrained:
+                _check_against(json_schema, text)
             truncated = len(text.split()) > sampling.max_tokens
             if truncated:
                 text = " ".join(text.split()[: sampling.max_tokens])
@@ -65,6 +75,20 @@ class FakeEngine:
 
     def describe(self):
         return {"backend": "fake"}
+
+
+class SchemaBroken(AssertionError):
+    """The fake engine was asked for the schema's JSON and its responder wrote something else."""
+
+
+def _check_against(schema: dict, text: str) -> None:
+    import jsonschema
+
+    try:
+        jsonschema.validate(json.loads(text), schema)
+    except (ValueError, jsonschema.ValidationError) as e:
+        raise SchemaBroken(f"a grammar-constrained engine could not have written {text[:120]!r} for this schema: "
+                           f"{str(e).splitlines()[0]} (set FakeEngine.constrained = False to play an unconstrained one)") from None
 
 
 # registered when the tests are collected: test modules build EngineConfig(backend="fake") at import
@@ -84,6 +108,7 @@ def fake_engine(fake_backend, monkeypatch):
     """The fake engine with a fresh call log and the default responder."""
     FakeEngine.calls = []
     monkeypatch.setattr(FakeEngine, "responder", staticmethod(default_responder))
+    monkeypatch.setattr(FakeEngine, "constrained", True)
     yield FakeEngine
     for key in [k for k in engine_mod._ENGINES if k.backend == "fake"]:
         del engine_mod._ENGINES[key]

@@ -363,6 +363,7 @@ def test_judge_scores_are_columns_and_low_scores_are_filtered(fake_engine, monke
 
 def test_judge_column_types_hold_across_batches(fake_engine, monkeypatch):
     """A first batch without parse errors, a later one with one: the columns keep their types."""
+    fake_engine.constrained = False  # plays an engine whose output no grammar constrains
     from synth_datasets.checks import Judge
     from synth_datasets.engine import EngineConfig
 
@@ -377,6 +378,7 @@ def test_judge_column_types_hold_across_batches(fake_engine, monkeypatch):
 
 
 def test_judge_keeps_rows_whose_judgement_did_not_parse(fake_engine, monkeypatch):
+    fake_engine.constrained = False  # plays an engine whose output no grammar constrains
     from synth_datasets.checks import Judge
     from synth_datasets.engine import EngineConfig
 
@@ -389,6 +391,7 @@ def test_judge_keeps_rows_whose_judgement_did_not_parse(fake_engine, monkeypatch
 def test_judge_control_stops_a_judge_that_rejects_real_rows(fake_engine, monkeypatch):
     """Real rows bound as a control: a judge that would remove most of them stops with an error that
     says what to do; a judge that accepts them goes on and filters the synthetic rows."""
+    fake_engine.constrained = False  # plays an engine whose output no grammar constrains
     from synth_datasets.checks import Judge
     from synth_datasets.engine import EngineConfig
 

@@ -40,6 +40,7 @@ def test_map_adds_raw_parsed_and_error_columns_in_one_engine_call(fake_engine):
 
 
 def test_malformed_and_truncated_outputs_are_recorded_not_raised(fake_engine, monkeypatch):
+    fake_engine.constrained = False  # plays an engine whose output no grammar constrains
     answers = iter(['{"text": "fine", "label": "lost_card"}', "Sure! Here is", '{"text": "x", "label": "nope"}',
                     json.dumps({"text": "word " * 500, "label": "lost_card"}), "", '{"text": "ok", "label": "card_arrival"}'])
     monkeypatch.setattr(fake_engine, "responder", staticmethod(lambda conv: next(answers)))
@@ -106,6 +107,7 @@ def test_text_parser_keeps_completion_only(fake_engine):
 
 
 def test_many_batches_with_errors_appearing_late_keep_their_types(fake_engine, monkeypatch):
+    fake_engine.constrained = False  # plays an engine whose output no grammar constrains
     # First batch: every answer parses (parse_error all None); later: failures. And the reverse:
     # a first batch where nothing parses (text all None), later ones that do.
     from synth_datasets import generate
@@ -122,6 +124,7 @@ def test_many_batches_with_errors_appearing_late_keep_their_types(fake_engine, m
 
 
 def test_plain_map_without_features_fails_on_late_errors_as_documented(fake_engine, monkeypatch):
+    fake_engine.constrained = False  # plays an engine whose output no grammar constrains
     # Why generate() passes features=: this is what datasets does without them.
     answers = iter(['{"text": "ok", "label": "lost_card"}'] * 2 + ["not json"] * 4)
     monkeypatch.setattr(fake_engine, "responder", staticmethod(lambda conv: next(answers)))
@@ -150,14 +153,27 @@ def test_generate_helper_honours_remove_columns(fake_engine):
     assert "variation" not in out.column_names and "text" in out.column_names
 
 
-def test_num_proc_above_one_is_refused_by_generate_and_warned_about_in_map(fake_engine, caplog):
+def test_num_proc_above_one_is_refused_by_generate_and_warned_about_in_map(fake_engine, caplog, monkeypatch):
+    import multiprocess
+
+    import importlib
+
     from synth_datasets import generate
 
+    gen_module = importlib.import_module("synth_datasets.generate")  # the package exports a function of that name
     with pytest.raises(ValueError, match="num_proc > 1 would start one engine per worker"):
         generate(prompts(1), gen(), num_proc=2)
+    # the detection: true in a worker of the pool datasets uses for num_proc > 1, false here
+    with multiprocess.Pool(1) as pool:
+        assert pool.apply(gen_module._in_map_worker) is True
+    assert gen_module._in_map_worker() is False
     with caplog.at_level("WARNING"):
         prompts(1).map(gen(), batched=True)
-    assert "datasets worker process" not in caplog.text
+    assert "datasets worker process" not in caplog.text  # in this process: no warning
+    monkeypatch.setattr(gen_module, "_in_map_worker", lambda: True)  # as inside a worker
+    with caplog.at_level("WARNING"):
+        prompts(1).map(gen(), batched=True, load_from_cache_file=False)
+    assert "running in a datasets worker process (num_proc > 1)" in caplog.text
 
 
 def test_generate_on_no_rows_still_has_the_generated_columns(fake_engine):

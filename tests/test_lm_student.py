@@ -39,7 +39,9 @@ def test_lm_student_trains_saves_loads_and_answers_a_label(tmp_path):
     assert h["trainable_tensors_changed"] == h["trainable_tensors"] > 0  # every LoRA tensor moved
     assert h["last_loss"] < h["first_loss"]  # four steps on six rows: it is learning them
     scores = student.label_scores(["my card never came", "a much longer message about the exchange rate I was given"])
-    assert scores.shape == (2, 3) and bool((scores < 0).all())
+    # distinct labels are disjoint answers: their probabilities can sum to at most 1 (a scoring bug,
+    # such as logits instead of log-probabilities or a missing end-of-turn token, breaks this)
+    assert scores.shape == (2, 3) and bool((scores.exp().sum(dim=1) <= 1 + 1e-4).all())
     # the batched, left-padded scoring equals a plain unpadded forward pass of each (prompt, label)
     import torch
 
@@ -57,8 +59,10 @@ def test_lm_student_trains_saves_loads_and_answers_a_label(tmp_path):
     assert {"adapter_model.safetensors", "adapter_config.json", "student_config.json"} <= files
     assert not any(name.endswith((".bin", ".pkl", ".pt")) for name in files)
     loaded = LMStudent.load(folder)
-    predictions = loaded.predict(["my card never came", "rate for pounds"])
-    assert set(predictions) <= set(LABELS) and len(predictions) == 2
+    asked = ["my card never came", "rate for pounds"]
+    predictions = loaded.predict(asked)
+    assert predictions == student.predict(asked)  # the saved adapter answers as the trained one did
+    assert predictions == [loaded.labels[i] for i in loaded.label_scores(asked).argmax(dim=1).tolist()]
     assert json.loads((folder / "student_config.json").read_text())["labels"] == ["card_arrival", "exchange_rate", "pin_blocked"]
     # two-stage: continue the same adapter on other rows
     again = train_lm(TEXTS[:2], LABELS[:2], config, label_names=loaded.labels, prior=student)

@@ -67,6 +67,7 @@ def test_card_states_provenance_and_hub_yaml(fake_engine, tmp_path):
 
 
 def test_filters_and_parse_errors_are_counted_in_the_card(fake_engine, tmp_path, monkeypatch):
+    fake_engine.constrained = False  # plays an engine whose output no grammar constrains
     calls = {"n": 0}
 
     def responder(conv):
@@ -175,6 +176,7 @@ def test_a_label_left_without_seeds_is_still_generated_from_its_name(fake_engine
 
 
 def test_checks_that_remove_everything_are_reported_and_the_cli_fails(fake_engine, tmp_path, monkeypatch, capsys):
+    fake_engine.constrained = False  # plays an engine whose output no grammar constrains
     monkeypatch.setattr(fake_engine, "responder", staticmethod(lambda conv: "no json at all"))
     path = write_recipe(tmp_path)
     folder, report = run_recipe(load_recipe(path))

@@ -26,7 +26,7 @@ def test_classifier_trains_predicts_saves_and_loads_back_without_pickle(tmp_path
     folder = student.save(tmp_path / "student")
     assert sorted(p.name for p in folder.iterdir()) == ["head.safetensors", "student_config.json"]
     loaded = ClassifierStudent.load(folder)
-    assert loaded.predict(new) == student.predict(new) and set(loaded.predict(TEXTS)) <= set(LABELS)
+    assert loaded.predict(new) == student.predict(new) and loaded.predict(TEXTS) == LABELS  # fits its own rows
     assert np.array_equal(loaded.weight, student.weight)
 
 

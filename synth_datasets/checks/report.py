@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from datasets import Dataset
+from tqdm.auto import tqdm
 
 from ..data import label_names
 from .context import CheckContext
@@ -98,7 +99,7 @@ class CheckReport:
 
 
 def run_checks(ds: Dataset, checks: Sequence, *, context=None, examples: int = 3, text_column: str = "text",
-               label_column: str = "label", diversity: bool = False) -> tuple[Dataset, CheckReport]:
+               label_column: str | None = "label", diversity: bool = False, progress: bool = True) -> tuple[Dataset, CheckReport]:
     """Annotate then filter with each check in order; return the kept rows and the report.
 
     Every check is bound to `context` (a CheckContext) first: checks that need reference data
@@ -113,7 +114,7 @@ def run_checks(ds: Dataset, checks: Sequence, *, context=None, examples: int = 3
     before = ds
     if has_labels:
         report.labels_before = dict(Counter(label_names(ds, label_column)))
-    for check in checks:
+    for check in tqdm(checks, desc="checks", unit="check", disable=not progress or not checks):
         check = check.bind(context if context is not None else CheckContext())
         if len(ds) == 0:  # map adds no columns to an empty dataset; nothing to check or remove
             report.results.append(CheckResult(check.describe(), 0, 0, 0))

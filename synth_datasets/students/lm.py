@@ -144,12 +144,15 @@ class LMStudent:
 
     @classmethod
     def load(cls, folder: str | Path) -> "LMStudent":
+        import torch
         from peft import AutoPeftModelForCausalLM
         from transformers import AutoTokenizer
 
         meta = read_student_config(folder, "lm")
         config = LMStudentConfig(**meta["config"])
-        model = AutoPeftModelForCausalLM.from_pretrained(str(folder), is_trainable=False)
+        # in float32, as it was trained and scored: the base folder says bfloat16 (the embedded model
+        # is stored so), and a bf16 reload answered 1 of 120 test rows differently (test_train_script)
+        model = AutoPeftModelForCausalLM.from_pretrained(str(folder), is_trainable=False, dtype=torch.float32)
         return cls(model, AutoTokenizer.from_pretrained(str(folder)), meta["labels"], config, meta.get("history"))
 
 

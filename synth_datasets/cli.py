@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         recipe = load_recipe(args.recipe)
         if args.command == "show-recipe":
-            print(yaml.safe_dump(dataclasses.asdict(recipe), sort_keys=False))
+            print(yaml.safe_dump(recipe_as_yaml(recipe), sort_keys=False))
             return 0
         if args.command == "compare":
             return _compare(recipe, args.output)
@@ -159,6 +159,15 @@ def _write_compare(recipe, result, folder: Path, dataset_dir: Path) -> bool:
                     "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     "recipe_fingerprint": recipe_fingerprint(recipe)}
     return attach_contribution(dataset_dir, contribution, name=recipe.name)
+
+
+def recipe_as_yaml(recipe) -> dict:
+    """The recipe as a recipe file writes it: the engine's backend options flat in `engine:`, no base_dir."""
+    data = dataclasses.asdict(recipe)
+    data.pop("base_dir", None)
+    engine = data["engine"]
+    data["engine"] = {**{k: v for k, v in engine.items() if k not in ("options", "model")}, **engine["options"]}
+    return data
 
 
 def list_plugins() -> str:

@@ -159,8 +159,9 @@ def recipe_synthesizer(recipe: Recipe, per_label: int, test_texts: Sequence[str]
     return synthesize
 
 
-def make_student(recipe: Recipe, task):
-    """The student kind `compare` trains (students.STUDENTS), with the recipe's settings for it."""
+def make_student(recipe: Recipe, task, check_installed: bool = True):
+    """The student kind `compare` trains (students.STUDENTS), with the recipe's settings for it; with
+    `check_installed`, an error when what it needs (an extra) is missing."""
     from .students import STUDENTS
 
     name = recipe.student
@@ -171,10 +172,22 @@ def make_student(recipe: Recipe, task):
     fits = getattr(kind, "tasks", None)
     if fits is not None and task.name not in fits:
         raise RecipeError(f"compare.student: the {name!r} student does not fit the task {task.name!r} (it fits {list(fits)})")
+    import importlib.util
+
+    missing = [m for m in getattr(kind, "requires", ()) if importlib.util.find_spec(m) is None]
+    if missing and check_installed:
+        raise RecipeError(f"compare.student: the {name!r} student needs {', '.join(missing)}, which is not installed: "
+                          "pip install 'synth-datasets[train]'")
     cfg = recipe.compare
     options = {option: getattr(cfg, name) for name, option in getattr(kind, "recipe_fields", {}).items()}
+    chosen = dict(cfg.student_options)
+    settings = getattr(kind, "settings_class", None)
+    if settings is not None:  # typed, unknown options named with the allowed ones
+        from .config import convert_fields
+
+        chosen = {k: v for k, v in convert_fields(settings, chosen, "compare.student_options").items() if k in chosen}
     try:
-        return kind(**{**options, **cfg.student_options})
+        return kind(**{**options, **chosen})
     except (TypeError, ValueError) as e:
         raise RecipeError(f"compare.student_options: {e}") from None
 

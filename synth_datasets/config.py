@@ -58,7 +58,13 @@ def _convert(hint, value, where: str):
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        hint = next(a for a in args if a is not type(None))
+        options = [a for a in args if a is not type(None)]
+        for option in options[:-1]:  # the first alternative the value fits; the last one's error otherwise
+            try:
+                return _convert(option, value, where)
+            except RecipeError:
+                pass
+        hint = options[-1]
         origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is Any or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
         return value

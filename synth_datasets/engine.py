@@ -72,7 +72,9 @@ class SamplingConfig:
 
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-_SECRET_NAME = re.compile(r"(api_?key|token|secret|password)", re.IGNORECASE)
+# option names that hold a credential; `<name>_env` (the variable's name) is what a backend takes instead
+_SECRET_NAME = re.compile(r"(^|_)(api_?key|access_?key|secret(_?key)?|password|passwd|token|auth(_?token|orization)?"
+                          r"|credentials?|bearer|private_?key)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class BackendOptions:
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
-            if _SECRET_NAME.search(f.name) and not f.name.endswith("_env") and getattr(self, f.name) is not None:
+            if _SECRET_NAME.search(f.name) and getattr(self, f.name) is not None:
                 raise ValueError(f"{f.name}: a secret never goes into a recipe or a config (it would reach the cache key, "
                                  f"provenance and the card); put it in an environment variable and name that variable "
                                  f"in {f.name}_env")
@@ -193,8 +195,13 @@ class VLLMEngine:
     options_class = VLLMOptions
     default_model = models.DEFAULT_MODEL_ORIGIN  # what runs when no model is named
 
+    @classmethod
+    def check_model(cls, model: str | None, field: str) -> None:
+        """A clear error, before vLLM starts, for a model that is neither a Hub id nor a folder."""
+        models.check_model(model, field)
+
     def __init__(self, config: EngineConfig):
-        models.check_model(config.model, "generator.model")
+        self.check_model(config.model, "generator.model")
         from vllm import LLM  # the only vllm import of the package
 
         self.config = config
@@ -246,10 +253,10 @@ class VLLMEngine:
     def _too_long(self, conversation: Conversation) -> Completion | None:
         """A failed Completion when the prompt leaves no room for a generated token, else None."""
         limit = self.config.max_model_len
-        if sum(len(m.get("content") or "") for m in conversation) + 64 < limit:
-            return None  # fewer characters than tokens could fill the context: it fits (checked cheaply)
+        if sum(len((m.get("content") or "").encode()) for m in conversation) + 64 < limit:
+            return None  # a token is at least one byte: fewer bytes than the context holds fit (checked cheaply)
         tokens = self.llm.get_tokenizer().apply_chat_template(conversation, add_generation_prompt=True, tokenize=True)
-        n = len(tokens["input_ids"] if isinstance(tokens, dict) else tokens)
+        n = len(tokens["input_ids"] if hasattr(tokens, "keys") else tokens)  # ids, or a BatchEncoding of them
         if n < limit:
             return None
         return Completion("", None, prompt_tokens=n, error=(

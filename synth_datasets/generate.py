@@ -109,6 +109,18 @@ def generate(ds: Dataset, gen: "Generate", batch_size: int = 1000, progress=None
     return out
 
 
+def _plugin_parser_code(parser: str) -> dict:
+    """{"parser_code": digest} for a task parser that does not ship with this package (built-in
+    parsers are covered by the package version)."""
+    from .checks.base import code_digest
+    from .registry import BUILTIN
+    from .tasks import FORMATS, TASKS
+
+    if parser in FORMATS or TASKS.origin(parser) == BUILTIN:
+        return {}
+    return {"parser_code": code_digest(TASKS[parser])}
+
+
 def _in_map_worker() -> bool:
     """True inside a worker of `Dataset.map(num_proc > 1)` (datasets runs them with `multiprocess`)."""
     try:
@@ -230,13 +242,15 @@ class Generate:
 
     def __getstate__(self):
         # Only configuration is pickled (and so hashed by `datasets`); `fields` is derived from it.
-        # The package version is in it too, so a new release (new parsers) does not reuse old results.
+        # The package version is in it too, so a new release (new parsers) does not reuse old results,
+        # and for a plugin's parser the digest of its code, so editing it does not either.
         state = {k: v for k, v in self.__dict__.items() if k != "fields" and not k.startswith("_")}
-        return {**state, "version": __version__}
+        return {**state, "version": __version__, **_plugin_parser_code(self.parser)}
 
     def __setstate__(self, state):
         state = dict(state)
         state.pop("version", None)
+        state.pop("parser_code", None)
         self.__dict__.update(state)
         self.fields = parser_fields(self.parser, self.json_schema)
         self._stats = EngineStats()

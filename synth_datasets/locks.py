@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
-_HELD: set[str] = set()  # lock files this process holds: taking one again is a no-op, not a deadlock
+_HELD = threading.local()  # lock files this thread holds: taking one again is a no-op, not a deadlock
 
 
 @contextlib.contextmanager
@@ -23,7 +24,8 @@ def folder_lock(folder: Path):
     folder = Path(folder).resolve()
     folder.parent.mkdir(parents=True, exist_ok=True)
     path = str(folder.parent / f".{folder.name}.lock")
-    if path in _HELD:
+    held = _HELD.__dict__.setdefault("paths", set())
+    if path in held:
         yield
         return
     lock = FileLock(path)
@@ -32,9 +34,9 @@ def folder_lock(folder: Path):
     except Timeout:
         logger.warning("another run is writing %s: waiting for it to finish", folder)
         lock.acquire()
-    _HELD.add(path)
+    held.add(path)
     try:
         yield
     finally:
-        _HELD.discard(path)
+        held.discard(path)
         lock.release()

@@ -161,8 +161,32 @@ def recipe_fingerprint(recipe: Recipe) -> str:
 
     compare = {k: v for k, v in dataclasses.asdict(recipe.compare).items() if k != "dir"}
     generator = {k: v for k, v in dataclasses.asdict(recipe.generator).items() if k not in ("batch_size", "shard_size")}
+    data = [_data_digest(recipe.resolve(p)) for p in (recipe.seeds.path, recipe.compare.test_path) if p]
     return Hasher.hash([__version__, recipe.name, dataclasses.asdict(recipe.seeds), dataclasses.asdict(recipe.task),
-                        generator, recipe.engine.cache_fields(), recipe.checks, recipe.diversity, compare])
+                        generator, recipe.engine.cache_fields(), recipe.checks, recipe.diversity, compare, data])
+
+
+def _data_digest(path: Path) -> str:
+    """A digest of a data file's bytes (of every file under a folder): an edited seeds or test file
+    makes another fingerprint. Files over 256 MiB count by size and modification time."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path] if path.is_file() else []
+    for file in files:
+        stat = file.stat()
+        digest.update(f"{file.name}:{stat.st_size}".encode())
+        digest.update(file.read_bytes() if stat.st_size <= 256 << 20 else str(stat.st_mtime_ns).encode())
+    return digest.hexdigest()
+
+
+def _check_generator_model(recipe: Recipe, model: str | None, field: str) -> None:
+    """The backend's own check of a model name, where it has one (vLLM: a Hub id or an existing folder)."""
+    from .engine import BACKENDS
+
+    backend = BACKENDS.lookup(recipe.engine.backend, "engine.backend")
+    if hasattr(backend, "check_model"):
+        backend.check_model(model, field)
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -188,8 +212,13 @@ def check_recipe(recipe: Recipe) -> None:
     from .models import check_model
 
     task_class = recipe.task_class
+    task = recipe.make_task()
     for i, check in enumerate(recipe.build_checks()):  # fail now, not after generation
         where = f"checks[{i}] ({check.name})"
+        try:
+            check.check_task(task)
+        except ValueError as e:
+            raise RecipeError(f"{where}: {e}") from None
         if "test_texts" in check.needs and not recipe.compare.test_path:
             raise RecipeError(f"{where}: needs the evaluation split; set compare.test_path to it")
         if {"real_labels", "labels"} & set(check.needs) and task_class.label_column is None:
@@ -199,11 +228,11 @@ def check_recipe(recipe: Recipe) -> None:
             raise RecipeError(f"{where}: needs {', '.join(missing)}, which is not installed: "
                               "pip install 'synth-datasets[train]' (or remove the check)")
         if getattr(check, "model", None):
-            check_model(check.model, f"{where}.model")
-    check_model(recipe.generator.model, "generator.model")
+            _check_generator_model(recipe, check.model, f"{where}.model")
+    _check_generator_model(recipe, recipe.generator.model, "generator.model")
     if recipe.compare.lm_model and recipe.student == "lm":
         check_model(recipe.compare.lm_model, "compare.lm_model")
-    make_student(recipe, recipe.make_task())
+    make_student(recipe, task, check_installed=False)  # its extra: checked when compare runs
 
 
 def recipe_from_dict(data, base_dir: str = ".") -> Recipe:

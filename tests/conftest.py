@@ -116,6 +116,8 @@ def fake_engine(fake_backend, monkeypatch):
 
 @pytest.fixture(scope="session")
 def real_engine_config():
-    """The real engine's config; the engine itself is built by the first test that generates."""
-    yield REAL_ENGINE
+    """The real engine's config; the engine itself is built by the first test that generates, and
+    held for the session (stages release their engines when done: this one is shared)."""
+    with engine_mod.keep(REAL_ENGINE):
+        yield REAL_ENGINE
     engine_mod.shutdown_engines()

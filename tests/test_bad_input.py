@@ -114,7 +114,7 @@ def test_rerunning_generate_keeps_the_measured_contribution_while_the_recipe_is_
     assert "dropped: the recipe changed since `compare` measured it" in caplog.text
 
 
-def _slow_run(path: str, log: str) -> None:
+def _slow_run(path: str, log: str, start) -> None:
     """One of two processes running the same recipe at once (fork: the fake engine is registered)."""
     import logging
 
@@ -126,7 +126,9 @@ def _slow_run(path: str, log: str) -> None:
 
     FakeEngine.responder = staticmethod(slow)
     logging.basicConfig(filename=log, level=logging.WARNING, force=True)
-    run_recipe(load_recipe(path))
+    recipe = load_recipe(path)
+    start.wait(timeout=60)  # both processes go at the same moment
+    run_recipe(recipe)
 
 
 def test_two_runs_of_one_recipe_at_once_take_turns_and_leave_one_good_dataset(fake_engine, tmp_path):
@@ -134,7 +136,8 @@ def test_two_runs_of_one_recipe_at_once_take_turns_and_leave_one_good_dataset(fa
                         generator={"shard_size": 30})
     context = multiprocessing.get_context("fork")
     logs = [str(tmp_path / f"run{i}.log") for i in range(2)]
-    procs = [context.Process(target=_slow_run, args=(str(path), log)) for log in logs]
+    start = context.Barrier(2)
+    procs = [context.Process(target=_slow_run, args=(str(path), log, start)) for log in logs]
     for p in procs:
         p.start()
     for p in procs:

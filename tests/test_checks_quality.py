@@ -447,3 +447,14 @@ def test_judge_on_the_real_engine_writes_valid_scores(real_engine_config):
     control = CheckContext(real_texts=[r["text"] for r in real], real_labels=[r["category"] for r in real])
     with pytest.raises(ValueError, match="real rows judged as a control"):
         Judge(engine=real_engine_config).bind(control).annotate(ds)
+
+
+def test_the_judge_of_a_task_without_labels_asks_about_the_text_only():
+    from synth_datasets.checks import Judge
+
+    judge = Judge(control_rows=0).bind(CheckContext(label_column=None, text_column="question"))
+    messages = judge.messages(judge._values({"question": "What is the capital of France?"}))
+    assert "Label" not in messages[-1]["content"] and "What is the capital of France?" in messages[-1]["content"]
+    assert list(judge.questions()) == ["plausibility"]
+    with pytest.raises(ValueError, match="'label_fit' is not one of the task's"):
+        Judge(criteria=("label_fit",)).bind(CheckContext(label_column=None)).questions()

@@ -332,3 +332,22 @@ def test_compare_needs_a_test_split(tmp_path):
 def test_bad_compare_settings_name_the_field(tmp_path, field, value, message):
     with pytest.raises(RecipeError, match=f"compare.{field}.*{message}"):
         load_recipe(write_recipe(tmp_path, **{field: value}))
+
+
+def test_the_shipped_compare_recipe_asks_exactly_what_it_asked_before_the_task_seam():
+    """The prompts `compare` builds for recipes/banking77-compare.yaml, pinned by the row ids (hashes
+    of the full requests) that 8d47303 built: the wording moved from code into the recipe, and the
+    draws, seeds shown, personas and order must not have moved with it. A change here invalidates
+    every cached generation and the published figures."""
+    from synth_datasets.compare import prepare
+    from synth_datasets.pipeline import build_generation
+
+    recipe = load_recipe("recipes/banking77-compare.yaml")
+    prep = prepare(recipe)
+    pinned = {0: ["b13e8d09acff474f", "914327089c69affa", "0f6fae03676090ba"],
+              1: ["0c7e4d10337f6b9b", "bcd1da6c2d5da344", "1fcaeff031171606"]}
+    for draw, ids in pinned.items():
+        real = draw_real(prep.train, prep.task.labels, [5, 10, 20], recipe.seeds.seed + draw)[5]
+        prompts, gen = build_generation(recipe, prep.task, real, recipe.seeds.seed + draw,
+                                        per_label=recipe.compare.synthetic_per_label)
+        assert len(prompts) == 77 * 30 and prompts["row_id"][:3] == ids

@@ -2,6 +2,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from synth_datasets.recipe import RecipeError, load_recipe, recipe_from_dict
 
@@ -115,3 +116,29 @@ def test_every_shipped_student_config_parses(path):
     parser.set_defaults(use_cpu=True, bf16=False)
     script_args, training_args, _ = parser.parse_args_and_config(["--config", path])
     assert script_args.student in ("classifier", "lm") and training_args.output_dir.startswith("outputs/")
+
+
+def test_show_recipe_prints_a_recipe_that_loads_back(capsys):
+    from synth_datasets import cli
+
+    assert cli.main(["show-recipe", BANKING]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["engine"]["dtype"] == "auto" and "options" not in shown["engine"]  # flat, as a recipe writes it
+    again = recipe_from_dict(shown, base_dir="recipes")
+    original = load_recipe(BANKING)
+    assert again.engine == original.engine and again.task == original.task and again.seeds == original.seeds
+
+
+@pytest.mark.parametrize("name,refused", [("api_key", True), ("hf_token", True), ("access_key", True), ("password", True),
+                                          ("api_key_env", False), ("tokenizer", False), ("max_num_batched_tokens", False)])
+def test_backend_options_named_like_a_secret_are_refused(name, refused):
+    from dataclasses import make_dataclass
+
+    from synth_datasets.engine import BackendOptions
+
+    options = make_dataclass("Options", [(name, "str | None", None)], bases=(BackendOptions,), frozen=True)
+    if refused:
+        with pytest.raises(ValueError, match="a secret never goes into a recipe"):
+            options(**{name: "x"})
+    else:
+        assert getattr(options(**{name: "x"}), name) == "x"

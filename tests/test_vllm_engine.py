@@ -30,9 +30,9 @@ class CountingEngine:
     def __init__(self, inner):
         self.inner, self.requests = inner, 0
 
-    def chat(self, conversations, sampling, json_schema=None):
+    def chat(self, conversations, sampling, json_schema=None, progress=True):
         self.requests += len(conversations)
-        return self.inner.chat(conversations, sampling, json_schema)
+        return self.inner.chat(conversations, sampling, json_schema, progress=progress)
 
     def describe(self):
         return self.inner.describe()
@@ -99,7 +99,7 @@ def test_recipe_on_the_real_engine_exports_a_folder_that_loads_back(counting, re
     data = yaml.safe_load(Path("recipes/banking77.yaml").read_text())
     data["seeds"].update(path=str(SHARED), labels=LABELS, rare={"exchange_rate": 1}, per_label=3)
     data["task"] = {"kind": "classification", "balance_to": 6}
-    data["engine"] = {k: getattr(real_engine_config, k) for k in ("max_model_len", "seed")}
+    data["engine"] = {k: getattr(real_engine_config, k) for k in ("max_model_len", "seed")}  # the session's engine
     data["output"] = {"dir": str(tmp_path / "out")}
     data["compare"]["test_path"] = str(SHARED.parent / "test.csv")  # the shipped checks decontaminate against it
     path = tmp_path / "recipe.yaml"
@@ -123,6 +123,23 @@ def test_recipe_on_the_real_engine_exports_a_folder_that_loads_back(counting, re
     assert "## Diversity" in card and "label_agreement" in card
     hw = provenance["generator"]["hardware"]
     assert hw["dtype"] in (("float32", "bfloat16") if hw["device"] == "cpu" else ("auto",))
+
+
+def test_a_prompt_longer_than_the_context_is_a_row_error_and_the_batch_is_generated(counting, real_engine_config):
+    """vLLM rejects a prompt longer than max_model_len for the whole batch (and its engine stopped,
+    before this was handled); it must be one recorded row error while the other rows generate."""
+    short = [{"role": "user", "content": "Write one short sentence about a bank card."}]
+    long = [{"role": "user", "content": "my card has not arrived and " * 400}]  # about 2,400 tokens > 1024
+    ds = Dataset.from_dict({"messages": [short, long, short]})
+    before = counting.requests
+    out = sd_generate(ds, Generate(engine=real_engine_config, sampling=SamplingConfig(temperature=0.7, max_tokens=24)))
+    assert out["parse_error"][1].startswith("request failed: prompt too long:") and "engine.max_model_len is 1024" in out["parse_error"][1]
+    assert out["raw_completion"][1] == "" and out["completion_tokens"][1] == 0
+    assert all(out["completion_tokens"][i] > 0 and out["raw_completion"][i] for i in (0, 2))
+    assert counting.requests - before == 3
+    # the engine is still alive: the next batch generates
+    again = sd_generate(ds.select([0]), Generate(engine=real_engine_config, sampling=SamplingConfig(temperature=0.9, max_tokens=8)))
+    assert again["completion_tokens"][0] > 0
 
 
 def test_resumable_generation_on_the_real_engine(counting, real_engine_config, tmp_path):

@@ -82,7 +82,12 @@ def build_check(name: str, options: dict | None = None) -> Check:
     try:
         cls = CHECKS.lookup(name, "checks")
     except ValueError:
-        raise ValueError(f"checks: unknown check {name!r}; choose from {sorted(CHECKS)}") from None
+        import difflib
+
+        close = difflib.get_close_matches(str(name), list(CHECKS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"checks: unknown check {name!r}{hint}; choose from {sorted(CHECKS)}, or install a plugin "
+                         "that adds it") from None
     allowed = {f.name for f in fields(cls) if f.metadata.get("report", True)}
     unknown = set(options or {}) - allowed
     if unknown:

@@ -76,6 +76,9 @@ class Check:
     def keep(self, row: dict) -> bool:
         return not row[self.flag_column]
 
+    def check_task(self, task) -> None:
+        """Raise a ValueError when the check cannot work on `task`'s rows (called when a recipe loads)."""
+
     def bind(self, context) -> "Check":
         """A copy with the columns left at None set to the context's (the task's text and label columns)."""
         names = {f.name for f in fields(self)} if hasattr(self, "__dataclass_fields__") else set()
@@ -127,7 +130,7 @@ def _source(module, cls) -> bytes:
         try:
             return inspect.getsource(cls).encode()
         except (TypeError, OSError):
-            codes = [getattr(v, "__code__", None) for v in vars(cls).values()]
+            codes = [getattr(getattr(v, "__func__", v), "__code__", None) for v in vars(cls).values()]
             return b"".join(c.co_code + repr(c.co_consts).encode() for c in codes if c is not None)
 
 

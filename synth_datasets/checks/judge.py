@@ -19,7 +19,7 @@ the `datasets` cache judges nothing). If the judge would remove more than `max_c
 those real rows, its scores do not tell good rows from bad, and the check stops with an error
 instead of deleting good data. The embedded 135M model is such a judge: it scores nearly every
 message 1, real ones included (docs/checks-ablation.md). A judge with a model of its own releases
-its engine when it is done.
+its engine when it is done, and on a GPU releases the generator's before it starts its own.
 """
 
 from __future__ import annotations
@@ -46,6 +46,18 @@ CRITERIA = {
                     "1 = no (meta-text, an answer instead of the text asked for, gibberish), 5 = yes, entirely natural.",
 }
 DEFAULT_PROMPT = {"system": SYSTEM, "template": TEMPLATE, "criteria": CRITERIA, "fields": ("text", "label")}
+# for a task without labels that gives no prompt of its own: plausibility of the text only
+UNLABELLED_PROMPT = {
+    "system": "You review generated training data. You answer only with the JSON object asked for, and you are "
+              "strict: most generated examples have flaws.",
+    "template": "Text: {text}\n\nRate the text on each criterion from 1 to 5, giving a short reason first.\n{criteria}",
+    "criteria": {"plausibility": CRITERIA["plausibility"]}, "fields": ("text",)}
+
+
+def _gpu() -> bool:
+    from ..hardware import has_cuda_gpu
+
+    return has_cuda_gpu()
 
 
 def judge_schema(criteria: tuple[str, ...], reason_chars: int = 120) -> dict:
@@ -77,6 +89,7 @@ class Judge(Check):
     label_names: tuple[str, ...] | None = field(default=None, metadata={"report": False})  # for integer labels
     prompt: dict | None = field(default=None, metadata={"report": False})  # the task's judge prompt, bound
     keep_engine: bool = field(default=True, metadata={"report": False})  # False: release the engine when done
+    generator_engine: object = field(default=None, metadata={"report": False})  # generation's, when the judge has its own
     name = "judge"
     family = "labels"
     needs = ("engine",)
@@ -138,6 +151,14 @@ class Judge(Check):
         values["text"] = values.get("text") or ""
         return values
 
+    def check_task(self, task) -> None:
+        """The criteria asked for exist for this task (its judge prompt, or the defaults)."""
+        from .context import CheckContext
+
+        context = CheckContext(text_column=task.text_column, label_column=task.label_column,
+                               extra={"judge_prompt": task.judge_prompt()})
+        replace(self, control_rows=0).bind(context).questions()
+
     # -- binding and the control ------------------------------------------------------------------
     def bind(self, context):
         out = super().bind(context)
@@ -148,12 +169,15 @@ class Judge(Check):
         extra = context.extra or {}
         if out.prompt is None and extra.get("judge_prompt") is not None:
             out = replace(out, prompt=dict(extra["judge_prompt"]))
+        elif out.prompt is None and context.label_column is None:
+            out = replace(out, prompt=dict(UNLABELLED_PROMPT))
         generator = extra.get("generator")
         if generator is not None and out.engine is None:
             engine, model = generator
             # with a model of its own the judge runs on an engine of its own, released when done
             own = out.model is not None and out.model != model
-            out = replace(out, engine=engine, model=out.model if out.model is not None else model, keep_engine=not own)
+            out = replace(out, engine=engine, model=out.model if out.model is not None else model, keep_engine=not own,
+                          generator_engine=replace(engine, model=model) if own else None)
         if out.control is None and context.real_texts is not None:
             labels = context.real_labels if context.real_labels is not None else [None] * len(context.real_texts)
             pairs = [(str(t), None if label is None else str(label)) for t, label in zip(context.real_texts, labels) if t]
@@ -186,6 +210,10 @@ class Judge(Check):
 
         feature = ds.features.get(self.label_col)
         me = replace(self, label_names=tuple(feature.names)) if isinstance(feature, ClassLabel) else self
+        if self.generator_engine is not None and len(ds) and _gpu():
+            # two vLLM engines do not fit one GPU (each takes gpu_memory_utilization of it): the
+            # generator's goes first; the next stage that generates starts it again
+            engine_mod.release(self.generator_engine)
         me._generate = me.generator()
         # fixed types: a first batch whose parse errors (or scores) are all None would otherwise type
         # the column as null, and a later batch with a value could not be written

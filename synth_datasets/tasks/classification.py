@@ -418,12 +418,12 @@ class Classification(Task):
         what = self.config.description
         if not what:
             return dict(DEFAULT_PROMPT)
-        what = what.replace("{", "{{").replace("}", "}}")  # the judge formats its questions with the row's fields
+        escaped = what.replace("{", "{{").replace("}", "}}")  # the judge formats its questions with the row's fields
         return {**DEFAULT_PROMPT,
                 "system": f"You review generated training data for a text classifier of {what}. You answer only with "
                           "the JSON object asked for, and you are strict: most generated examples have flaws.",
                 "criteria": {**DEFAULT_PROMPT["criteria"],
-                             "plausibility": f"Could this text really be one of {what}? 1 = no (meta-text, an answer "
+                             "plausibility": f"Could this text really be one of {escaped}? 1 = no (meta-text, an answer "
                                              "instead of the text asked for, gibberish), 5 = yes, entirely natural."}}
 
     def score(self, predictions: Sequence, rows: Dataset) -> dict[str, float]:

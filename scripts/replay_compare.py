@@ -77,9 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", help="where compare.json/.md/.png go (default: not written)")
     args = parser.parse_args(argv)
 
+    from synth_datasets.cli import configure_output
     from synth_datasets.compare import run_compare, write_results
     from synth_datasets.engine import EngineConfig
     from synth_datasets.recipe import load_recipe
+
+    configure_output()  # quiet, as the CLI
 
     ReplayBackend.recorded = recorded_completions(Path(args.recorded).expanduser())
     print(f"{len(ReplayBackend.recorded)} recorded completions found under {args.recorded}")
@@ -95,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.output:
         write_results(result, args.output)
     if args.expect:
-        expected = [line for line in Path(args.expect).read_text().splitlines() if line.startswith("| ")]
+        expected = [line for line in Path(args.expect).read_text().splitlines() if line.startswith("|")]
         if expected != table.splitlines():
             print("the table differs from", args.expect, file=sys.stderr)
             for a, b in zip(expected, table.splitlines()):

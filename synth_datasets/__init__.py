@@ -16,20 +16,23 @@ The pipeline, in order (stages take and return `Dataset`; nothing else to learn)
     load_dataset("out/")                                                         # loads it back
 
 Or all of it from a YAML recipe: `synth-datasets generate recipes/banking77.yaml`.
+
+Kinds of data are tasks (`TASKS`, tasks/base.py); checks, students and backends are registries too,
+open to other packages through entry points (docs/writing-a-task.md, -check.md, -backend.md).
 """
 
 __version__ = "0.1.0"
 
-from .checks import CHECKS, CheckReport, ExactDuplicates, Length, Parsed, run_checks  # noqa: E402
+from .checks import CHECKS, CheckReport, ExactDuplicates, Length, Parsed, run_checks, score_check  # noqa: E402
 from .engine import Completion, EngineConfig, SamplingConfig  # noqa: E402
 from .generate import Generate, generate  # noqa: E402
-from .tasks import classification  # noqa: E402
+from .tasks import TASKS, Task, classification  # noqa: E402
 from .tasks.classification import classification_prompts  # noqa: E402
 
 from .card import save_hub_layout  # noqa: E402  (imports __version__ from here)
 
 __all__ = [
     "CHECKS", "CheckReport", "Completion", "EngineConfig", "ExactDuplicates", "Generate", "Length",
-    "Parsed", "SamplingConfig", "classification", "generate", "classification_prompts", "run_checks",
-    "save_hub_layout", "__version__",
+    "Parsed", "SamplingConfig", "TASKS", "Task", "classification", "generate", "classification_prompts", "run_checks",
+    "save_hub_layout", "score_check", "__version__",
 ]

@@ -179,7 +179,7 @@ def make_student(recipe: Recipe, task, check_installed: bool = True):
         raise RecipeError(f"compare.student: the {name!r} student needs {', '.join(missing)}, which is not installed: "
                           "pip install 'synth-datasets[train]'")
     cfg = recipe.compare
-    options = {option: getattr(cfg, name) for name, option in getattr(kind, "recipe_fields", {}).items()}
+    options = {option: getattr(cfg, field_name) for field_name, option in getattr(kind, "recipe_fields", {}).items()}
     chosen = dict(cfg.student_options)
     settings = getattr(kind, "settings_class", None)
     if settings is not None:  # typed, unknown options named with the allowed ones

@@ -184,7 +184,11 @@ class Generate:
         conversations = batch[self.messages_column]
         engine = engine_mod.get_engine(self.engine)
         start = time.perf_counter()
-        completions = engine.chat(conversations, self.sampling, self.json_schema, **self._progress_kwargs(engine))
+        progress = self._progress_kwargs(engine)
+        completions = engine.chat(conversations, self.sampling, self.json_schema, **progress)
+        bar = getattr(self, "_progress", None)
+        if bar is not None and bar is not False and not progress:  # an engine that does not advance the bar: a step per batch
+            bar.update(len(conversations))
         self._stats.add(completions, time.perf_counter() - start)
         if len(completions) != len(conversations):
             raise RuntimeError(f"engine returned {len(completions)} completions for {len(conversations)} requests")

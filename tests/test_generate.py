@@ -181,3 +181,17 @@ def test_generate_on_no_rows_still_has_the_generated_columns(fake_engine):
 
     out = generate(prompts(1).select(range(0)), gen())
     assert len(out) == 0 and {"parse_error", "text", "row_id"} <= set(out.column_names)
+
+
+def test_the_stage_bar_counts_generated_rows_and_says_when_they_came_from_the_cache(fake_engine, tmp_path, capsys):
+    from datasets import load_from_disk
+
+    from synth_datasets import generate
+
+    prompts(2).save_to_disk(str(tmp_path / "p"))
+    ds = load_from_disk(str(tmp_path / "p"))  # file-backed: the second map is served from the cache
+    generate(ds, gen())
+    first = capsys.readouterr().err
+    assert f"{len(ds)}/{len(ds)}" in first and "from the cache" not in first
+    generate(ds, gen())
+    assert "from the cache" in capsys.readouterr().err and fake_engine.calls == [len(ds)]

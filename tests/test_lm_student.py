@@ -46,7 +46,7 @@ def test_lm_student_trains_saves_loads_and_answers_a_label(tmp_path):
     import torch
 
     tok = student.tokenizer
-    prompt = tok.apply_chat_template([{"role": "user", "content": config.prompt.format(text="my card never came")}],
+    prompt = tok.apply_chat_template([{"role": "user", "content": student.config.prompt.format(text="my card never came")}],
                                      tokenize=False, add_generation_prompt=True)
     for j, label in enumerate(student.labels):
         p, a = tok(prompt, add_special_tokens=False)["input_ids"], tok(label + answer_suffix(tok), add_special_tokens=False)["input_ids"]

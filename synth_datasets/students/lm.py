@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -182,6 +182,8 @@ def train_lm(texts: Sequence[str], labels: Sequence[str], config: LMStudentConfi
     from trl import SFTConfig, SFTTrainer
 
     config = config or LMStudentConfig()
+    if config.prompt is None:  # the neutral question, written into the saved student's config
+        config = replace(config, prompt=PROMPT)
     names = list(label_names) if label_names is not None else sorted(set(labels))
     unknown = sorted(set(labels) - set(names))
     if unknown:

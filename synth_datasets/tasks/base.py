@@ -23,7 +23,6 @@ docs/writing-a-task.md.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
 
@@ -135,6 +134,3 @@ class Task:
     def provenance(self, seeds: Dataset, prompts: Dataset, kept: Dataset) -> dict:
         """What only this task records (and its card shows), as plain data."""
         return {}
-
-    def describe(self) -> dict:
-        return {"kind": self.name, **dataclasses.asdict(self.config)}

@@ -71,14 +71,14 @@ def size_category(n: int) -> str:
 
 def card_data(dsdict: DatasetDict, provenance: dict, files: dict[str, str] | None = None) -> DatasetCardData:
     """The YAML header: configs pointing at the data files, the `synthetic` tag, task and size."""
+    from .tasks import TASKS
+
     rows = sum(len(split) for split in dsdict.values())
     files = files or {name: f"data/{name}-*" for name in dsdict}
     configs = [{
         "config_name": "default",
         "data_files": [{"split": name, "path": path} for name, path in files.items()],
     }]
-    from .tasks import TASKS
-
     task = provenance.get("task", "")
     return DatasetCardData(
         pretty_name=provenance.get("name"),

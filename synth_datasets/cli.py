@@ -67,8 +67,11 @@ def configure_output(verbose: int = 0) -> int:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "info" if level <= logging.INFO else "error")
     if level > logging.INFO:
         import datasets
+        from huggingface_hub.utils import disable_progress_bars
 
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # model-loading bars (transformers reads it)
+        disable_progress_bars()  # model-loading bars: transformers takes this setting when it is imported
+        if "transformers" in sys.modules:
+            sys.modules["transformers"].utils.logging.disable_progress_bar()
         datasets.disable_progress_bars()  # map/filter bars of every check; the stages show their own
         datasets.logging.set_verbosity_error()
     return level
@@ -90,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             print(yaml.safe_dump(recipe_as_yaml(recipe), sort_keys=False))
             return 0
         if args.command == "compare":
-            return _compare(recipe, args.output)
+            return _compare(recipe, args.output, echo=print if args.verbose else None)
         return _generate(recipe, args.output, args.overwrite_run)
     except DataError as e:
         print(f"synth-datasets: {e}", file=sys.stderr)
@@ -121,11 +124,11 @@ def _generate(recipe, output: str | None, overwrite_run: bool) -> int:
     return 0
 
 
-def _compare(recipe, output: str | None) -> int:
+def _compare(recipe, output: str | None, echo=None) -> int:
     from .compare import run_compare
     from .pipeline import folder_lock
 
-    result = run_compare(recipe)
+    result = run_compare(recipe, echo=echo)  # each student's line with -v; the table either way
     dataset_dir = recipe.resolve(recipe.output.dir)
     folder = Path(output) if output else recipe.resolve(recipe.compare.dir) if recipe.compare.dir else dataset_dir / "compare"
     with folder_lock(dataset_dir):

@@ -218,6 +218,7 @@ class VLLMEngine:
             enforce_eager=self.hardware.enforce_eager,
             trust_remote_code=options.trust_remote_code,
             gpu_memory_utilization=options.gpu_memory_utilization,
+            use_tqdm_on_load=logger.isEnabledFor(logging.INFO),  # its weight-loading bar only when asked for more
         )
 
     def sampling_params(self, sampling: SamplingConfig, json_schema: dict | None = None):

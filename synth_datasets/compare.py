@@ -131,8 +131,7 @@ def recipe_synthesizer(recipe: Recipe, per_label: int, test_texts: Sequence[str]
     Checks that compare against real rows (copies, label agreement) use the draw's rows, and
     decontamination uses `test_texts`. `task` is the recipe's task bound to its data (labels)."""
     from .checks import run_checks
-    from .generate import generate
-    from .pipeline import build_generation, check_context, file_backed, want_diversity
+    from .pipeline import Runner, check_context, want_diversity
 
     diversity = want_diversity(recipe)  # once: it warns when the encoder is missing
     generated: dict = {}  # the last generation, so checking it again for another k does not regenerate
@@ -143,15 +142,16 @@ def recipe_synthesizer(recipe: Recipe, per_label: int, test_texts: Sequence[str]
         bound = task if task is not None else recipe.make_task().with_data(real)
         if labels is not None and bound.labels != list(labels):
             bound = type(bound)(bound.config, bound.seeds, labels)
-        prompts, gen = build_generation(recipe, bound, real, seed, per_label=per_label)
-        key = (seed, tuple(prompts["row_id"]))
+        key = (seed, tuple(bound.columns), tuple(tuple(real[c]) for c in bound.columns))
         if generated.get("key") != key:  # smallest_k calls again per k with the same rows: generate once
-            generated.update(key=key, rows=generate(file_backed(prompts), gen, batch_size=recipe.generator.batch_size))
+            runner = Runner(recipe)
+            generated.update(key=key, rows=bound.synthesize(real, runner, seed=seed, per_label=per_label),
+                             requests=runner.requests)
         synthetic = generated["rows"]
         context = check_context(recipe, bound, real if check_real is None else check_real, test_texts=test_texts)
         kept, report = run_checks(synthetic, recipe.build_checks(), context=context, diversity=diversity,
                                   text_column=bound.text_column, label_column=bound.label_column)
-        logger.info("draw seed %d: %d requested, %d kept after checks", seed, len(prompts), len(kept))
+        logger.info("draw seed %d: %d requests, %d kept after checks", seed, generated["requests"], len(kept))
         synthesize.last_report = report  # read by run_compare: what each check removed in this draw
         return kept.select_columns(list(bound.columns))
 

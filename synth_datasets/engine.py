@@ -4,7 +4,11 @@ Everything above this module talks to an *engine*: an object with
 
     chat(conversations, sampling, json_schema=None) -> list[Completion]   # one per conversation
     describe() -> dict                                                     # for provenance
+    complete(prompts, sampling, json_schema=None) -> list[Completion]      # optional: raw text prompts
     shutdown()                                                             # optional: free it now
+
+`complete` is completion mode: each prompt is plain text the model continues, with no chat template
+(vLLM's `LLM.generate`, an OpenAI-style `/v1/completions`); `Generate(prompt_column=...)` uses it.
 
 A backend is a class taking an `EngineConfig`, registered in `BACKENDS` (other packages add theirs
 through the `synth_datasets.backends` entry-point group). Its `options_class` is a frozen dataclass
@@ -251,12 +255,35 @@ class VLLMEngine:
                                     prompt_tokens=len(o.prompt_token_ids or ()), completion_tokens=len(o.outputs[0].token_ids))
         return out
 
-    def _too_long(self, conversation: Conversation) -> Completion | None:
-        """A failed Completion when the prompt leaves no room for a generated token, else None."""
+    def complete(self, prompts: Sequence[str], sampling: SamplingConfig,
+                 json_schema: dict | None = None, progress=True) -> list[Completion]:
+        """Completion mode: each prompt is plain text the model continues (no chat template); the
+        rest as `chat`."""
+        if not prompts:
+            return []
+        out: list[Completion | None] = [self._too_long(prompt) for prompt in prompts]
+        todo = [i for i, c in enumerate(out) if c is None]
+        if todo:
+            params = self.sampling_params(sampling, json_schema)
+            use_tqdm = progress if isinstance(progress, bool) else functools.partial(_IntoBar, progress)
+            outputs = self.llm.generate([prompts[i] for i in todo], params, use_tqdm=use_tqdm)
+            for i, o in zip(todo, outputs):
+                out[i] = Completion(text=o.outputs[0].text, finish_reason=o.outputs[0].finish_reason,
+                                    prompt_tokens=len(o.prompt_token_ids or ()), completion_tokens=len(o.outputs[0].token_ids))
+        return out
+
+    def _too_long(self, request: Conversation | str) -> Completion | None:
+        """A failed Completion when the prompt (a conversation, or plain text in completion mode)
+        leaves no room for a generated token, else None."""
         limit = self.config.max_model_len
-        if sum(len((m.get("content") or "").encode()) for m in conversation) + 64 < limit:
+        texts = [request] if isinstance(request, str) else [m.get("content") or "" for m in request]
+        if sum(len(t.encode()) for t in texts) + 64 < limit:
             return None  # a token is at least one byte: fewer bytes than the context holds fit (checked cheaply)
-        tokens = self.llm.get_tokenizer().apply_chat_template(conversation, add_generation_prompt=True, tokenize=True)
+        tokenizer = self.llm.get_tokenizer()
+        if isinstance(request, str):
+            tokens = tokenizer(request)["input_ids"]
+        else:
+            tokens = tokenizer.apply_chat_template(request, add_generation_prompt=True, tokenize=True)
         n = len(tokens["input_ids"] if hasattr(tokens, "keys") else tokens)  # ids, or a BatchEncoding of them
         if n < limit:
             return None

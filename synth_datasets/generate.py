@@ -143,6 +143,9 @@ class Generate:
         parser: how completions become columns: "text" (none), "json" (the schema's properties),
             or a task name from `synth_datasets.tasks.TASKS` (e.g. "classification").
         messages_column: the input column holding the chat requests.
+        prompt_column: completion mode: the input column holding plain-text prompts that the model
+            continues without a chat template (the engine's `complete`); `messages_column` is then
+            not read.
     """
 
     model: str | None = None
@@ -151,6 +154,7 @@ class Generate:
     json_schema: dict | None = None
     parser: str = "text"
     messages_column: str = "messages"
+    prompt_column: str | None = None
 
     def __post_init__(self):
         if isinstance(self.sampling, dict):
@@ -173,19 +177,27 @@ class Generate:
         return self._stats
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
-        if self.messages_column not in batch:
+        column = self.prompt_column or self.messages_column
+        if column not in batch:
+            what = "plain-text prompts (completion mode)" if self.prompt_column else "chat requests"
             raise KeyError(
-                f"Generate needs a {self.messages_column!r} column of chat requests; got columns {sorted(batch)}. "
-                "Build it with a task's prompt builder, or set messages_column="
+                f"Generate needs a {column!r} column of {what}; got columns {sorted(batch)}. "
+                "Build it with a task's prompt builder, or set messages_column= / prompt_column="
             )
         if _in_map_worker():
             logger.warning("Generate is running in a datasets worker process (num_proc > 1): each worker starts "
                            "its own engine; use num_proc=1 and a large batch_size instead")
-        conversations = batch[self.messages_column]
+        conversations = batch[column]
         engine = engine_mod.get_engine(self.engine)
+        call = engine.chat
+        if self.prompt_column:
+            call = getattr(engine, "complete", None)
+            if call is None:
+                raise ValueError(f"prompt_column={self.prompt_column!r} asks for completion mode, and the "
+                                 f"{self.engine.backend!r} backend has no `complete`; send chat requests instead")
         start = time.perf_counter()
-        progress = self._progress_kwargs(engine)
-        completions = engine.chat(conversations, self.sampling, self.json_schema, **progress)
+        progress = self._progress_kwargs(call)
+        completions = call(conversations, self.sampling, self.json_schema, **progress)
         bar = getattr(self, "_progress", None)
         if bar is not None and bar is not False and not progress:  # an engine that does not advance the bar: a step per batch
             bar.update(len(conversations))
@@ -215,9 +227,9 @@ class Generate:
                 out[name].append(parsed.get(name))
         return out
 
-    def _progress_kwargs(self, engine) -> dict:
-        """`progress=` for engines that take it: the stage bar `generate()` opened, else their own bars."""
-        if "progress" not in inspect.signature(engine.chat).parameters:
+    def _progress_kwargs(self, call) -> dict:
+        """`progress=` for engine calls that take it: the stage bar `generate()` opened, else their own bars."""
+        if "progress" not in inspect.signature(call).parameters:
             return {}
         bar = getattr(self, "_progress", None)
         return {"progress": True if bar is None else bar}
@@ -249,12 +261,15 @@ class Generate:
         # The package version is in it too, so a new release (new parsers) does not reuse old results,
         # and for a plugin's parser the digest of its code, so editing it does not either.
         state = {k: v for k, v in self.__dict__.items() if k != "fields" and not k.startswith("_")}
+        if state.get("prompt_column") is None:  # chat mode: the state (and cache key) it always had
+            state.pop("prompt_column", None)
         return {**state, "version": __version__, **_plugin_parser_code(self.parser)}
 
     def __setstate__(self, state):
         state = dict(state)
         state.pop("version", None)
         state.pop("parser_code", None)
+        state.setdefault("prompt_column", None)
         self.__dict__.update(state)
         self.fields = parser_fields(self.parser, self.json_schema)
         self._stats = EngineStats()

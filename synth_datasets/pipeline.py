@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from .card import parse_error_counts, save_hub_layout
 from .checks import CheckContext, CheckReport, run_checks
 from .data import load_rows
 from .errors import DataError, RecipeError
-from .generate import Generate, generate
+from .generate import EngineStats, Generate, generate
 from .recipe import Recipe, recipe_fingerprint
 from .locks import folder_lock
 from .shards import generate_resumable
@@ -49,13 +50,69 @@ def load_seeds(recipe: Recipe):
 
 
 def build_generation(recipe: Recipe, task, seeds: Dataset, seed: int, per_label: int | None = None) -> tuple[Dataset, Generate]:
-    """The requests for `seeds` and the `Generate` transform, from the recipe: the one place both are
-    built (`generate` and every draw of `compare` use it). `per_label` overrides the task's amount."""
-    prompt_tokens = recipe.engine.max_model_len - recipe.generator.max_tokens
-    prompts = task.prompts(seeds, seed=seed, per_label=per_label, prompt_tokens=prompt_tokens)
-    gen = Generate(model=recipe.generator.model, sampling=recipe.generator.sampling(), engine=recipe.engine,
-                   json_schema=task.json_schema(), parser=task.parser or task.name)
-    return prompts, gen
+    """The requests for `seeds` and the `Generate` transform of a one-stage task, from the recipe
+    (what `Task.synthesize` does by default). `per_label` overrides the task's amount."""
+    runner = Runner(recipe)
+    prompts = task.prompts(seeds, seed=seed, per_label=per_label, prompt_tokens=runner.prompt_tokens())
+    return prompts, runner.generator(json_schema=task.json_schema(), parser=task.parser or task.name)
+
+
+class Runner:
+    """Runs a task's generation stages for one recipe: the one place requests meet the engine.
+
+    `task.synthesize(seeds, runner, ...)` asks it for a `Generate` per stage (`runner.generator`,
+    the recipe's model, engine and sampling unless the stage overrides them) and runs each stage's
+    requests with `runner(prompts, gen, stage)`: prompts saved once so a rerun is served from the
+    datasets cache, resumable under `output.run_dir` when the recipe sets one (the "generate" stage
+    in the run folder itself, any other stage in a subfolder of its name), one progress bar per
+    stage. It records every stage (requests, what the engine did), and `notes` holds what a task
+    wants in its provenance (e.g. a bootstrap's counts).
+    """
+
+    def __init__(self, recipe: Recipe, run_dir: Path | None = None, overwrite: bool = False):
+        self.recipe, self.run_dir, self.overwrite = recipe, run_dir, overwrite
+        self.stages: list[dict] = []
+        self.notes: dict = {}
+
+    def prompt_tokens(self, max_tokens: int | None = None) -> int:
+        """Tokens a request's prompt may use: the context minus the tokens it may generate."""
+        return self.recipe.engine.max_model_len - (max_tokens or self.recipe.generator.max_tokens)
+
+    def generator(self, json_schema: dict | None = None, parser: str = "text", sampling: dict | None = None,
+                  **options) -> Generate:
+        """The recipe's generation settings for one stage; `sampling` overrides some of its fields."""
+        base = self.recipe.generator.sampling()
+        return Generate(model=self.recipe.generator.model, sampling=replace(base, **(sampling or {})),
+                        engine=self.recipe.engine, json_schema=json_schema, parser=parser, **options)
+
+    def __call__(self, prompts: Dataset, gen: Generate, stage: str = "generate") -> Dataset:
+        prompts = file_backed(prompts) if len(prompts) else prompts
+        if self.run_dir is not None:
+            folder = self.run_dir if stage == "generate" else self.run_dir / stage
+            out = generate_resumable(prompts, gen, folder, shard_size=self.recipe.generator.shard_size,
+                                     overwrite=self.overwrite)
+        else:
+            out = generate(prompts, gen, batch_size=self.recipe.generator.batch_size, desc=stage)
+        self.stages.append({"stage": stage, "requests": len(prompts), "prompts": prompts, "gen": gen})
+        return out
+
+    @property
+    def requests(self) -> int:
+        return sum(s["requests"] for s in self.stages)
+
+    def engine_work(self) -> dict:
+        """What the engine did over every stage (0 requests when every row came from a cache)."""
+        total = EngineStats()
+        for s in self.stages:
+            for name in ("requests", "prompt_tokens", "completion_tokens", "seconds"):
+                setattr(total, name, getattr(total, name) + getattr(s["gen"].stats, name))
+        return total.as_dict()
+
+    def describe_stages(self) -> list[dict]:
+        """Each stage as the card states it: its requests, sampling, schema and prompt mode."""
+        return [{"stage": s["stage"], "requests": s["requests"], "sampling": asdict(s["gen"].sampling),
+                 "json_schema": s["gen"].json_schema, "completion_mode": bool(s["gen"].prompt_column)}
+                for s in self.stages]
 
 
 def run_recipe(recipe: Recipe, output_dir: str | None = None, overwrite_run: bool = False) -> tuple[Path, CheckReport]:
@@ -75,24 +132,17 @@ def run_recipe(recipe: Recipe, output_dir: str | None = None, overwrite_run: boo
 
 def _run_recipe(recipe: Recipe, folder: Path, overwrite_run: bool) -> tuple[Path, CheckReport]:
     task, seeds, dropped = load_seeds(recipe)
-    prompts, gen = build_generation(recipe, task, seeds, recipe.seeds.seed)
-    logger.info("%d seed rows -> %d requests", len(seeds), len(prompts))
-    if len(prompts) == 0:
-        raise RecipeError("task: nothing to generate: the task asked for no rows from these seeds "
-                          "(with balance_to, every label already has that many rows: raise it)")
-    prompts = file_backed(prompts)
+    run_dir = recipe.resolve(recipe.output.run_dir) if recipe.output.run_dir else None
+    runner = Runner(recipe, run_dir, overwrite_run)
     start = time.perf_counter()
-    if recipe.output.run_dir:
-        synthetic = generate_resumable(prompts, gen, recipe.resolve(recipe.output.run_dir),
-                                       shard_size=recipe.generator.shard_size, overwrite=overwrite_run)
-    else:
-        synthetic = generate(prompts, gen, batch_size=recipe.generator.batch_size)
+    synthetic = task.synthesize(seeds, runner, seed=recipe.seeds.seed)
     seconds = time.perf_counter() - start
+    logger.info("%d seed rows -> %d requests -> %d rows", len(seeds), runner.requests, len(synthetic))
     kept, report = run_checks(synthetic, recipe.build_checks(), context=check_context(recipe, task, seeds),
                               diversity=want_diversity(recipe), text_column=task.text_column,
                               label_column=task.label_column)
-    engine_work = gen.stats.as_dict()  # generation only: the judge's work is in its check's report
-    provenance = build_provenance(recipe, task, seeds, prompts, synthetic, kept, report, gen, seconds, engine_work, dropped)
+    engine_work = runner.engine_work()  # generation only: the judge's work is in its check's report
+    provenance = build_provenance(recipe, task, seeds, runner, synthetic, kept, report, seconds, engine_work, dropped)
     kept_contribution(folder, provenance)
     folder = save_hub_layout(DatasetDict(train=kept), folder, provenance, template=task.card_template)
     return folder, report
@@ -165,9 +215,12 @@ def file_backed(prompts: Dataset) -> Dataset:
     return load_from_disk(str(folder))
 
 
-def build_provenance(recipe, task, seeds, prompts, synthetic, kept, report, gen, seconds, engine_work, dropped) -> dict:
+def build_provenance(recipe, task, seeds, runner, synthetic, kept, report, seconds, engine_work, dropped) -> dict:
     """Everything the card states, as plain data (saved as provenance.json beside the data)."""
-    own = task.provenance(seeds, prompts, kept)
+    last = runner.stages[-1]
+    gen = last["gen"]
+    own = {**runner.notes, **task.provenance(seeds, last["prompts"], kept)}
+    stages = runner.describe_stages() if len(runner.stages) > 1 else None
     return {
         "name": recipe.name,
         "task": recipe.task.kind,
@@ -180,7 +233,8 @@ def build_provenance(recipe, task, seeds, prompts, synthetic, kept, report, gen,
         "seeds": {"source": recipe.seeds.path, "count": len(seeds), "license": recipe.seeds.license,
                   "seed": recipe.seeds.seed, "dropped": dropped, **own.get("seeds", {})},
         **{k: v for k, v in own.items() if k not in ("prompt", "seeds")},
-        "requests": len(prompts),
+        "requests": runner.requests,
+        **({"stages": stages} if stages else {}),
         "rows": {"generated": len(synthetic), "kept": len(kept)},
         "tokens": {"prompt": sum(synthetic["prompt_tokens"]), "completion": sum(synthetic["completion_tokens"])},
         "generation_seconds": round(seconds, 2),

@@ -31,6 +31,12 @@ def default_responder(conversation: list[dict]) -> str:
     return json.dumps({"text": f"message {digest} about {label.replace('_', ' ')}", "label": label})
 
 
+def default_completer(prompt: str) -> str:
+    """A continuation of a plain-text prompt: a few words derived from it, then a blank line."""
+    digest = hashlib.sha1(prompt.encode()).hexdigest()[:8]
+    return f" continued {digest}\n\n"
+
+
 @dataclass(frozen=True)
 class FakeOptions(BackendOptions):
     """Options of the fake backend: one that changes outputs, two that only change memory use."""
@@ -54,6 +60,7 @@ class FakeEngine:
 
     options_class = FakeOptions
     responder = staticmethod(default_responder)
+    completer = staticmethod(default_completer)
     constrained = True
     calls: list[int] = []  # batch sizes of every chat() call, across instances
 
@@ -71,6 +78,21 @@ class FakeEngine:
             if truncated:
                 text = " ".join(text.split()[: sampling.max_tokens])
             out.append(Completion(text, "length" if truncated else "stop", len(str(conv).split()), len(text.split())))
+        return out
+
+    def complete(self, prompts, sampling, json_schema=None):
+        """Completion mode: `completer(prompt)` continues each plain-text prompt."""
+        FakeEngine.calls.append(len(prompts))
+        out = []
+        for prompt in prompts:
+            text = type(self).completer(prompt)
+            if json_schema is not None and type(self).constrained:
+                _check_against(json_schema, text)
+            words = text.split(" ")
+            truncated = len(words) > sampling.max_tokens
+            if truncated:
+                text = " ".join(words[: sampling.max_tokens])
+            out.append(Completion(text, "length" if truncated else "stop", len(prompt.split()), len(text.split())))
         return out
 
     def describe(self):
@@ -108,6 +130,7 @@ def fake_engine(fake_backend, monkeypatch):
     """The fake engine with a fresh call log and the default responder."""
     FakeEngine.calls = []
     monkeypatch.setattr(FakeEngine, "responder", staticmethod(default_responder))
+    monkeypatch.setattr(FakeEngine, "completer", staticmethod(default_completer))
     monkeypatch.setattr(FakeEngine, "constrained", True)
     yield FakeEngine
     for key in [k for k in engine_mod._ENGINES if k.backend == "fake"]:

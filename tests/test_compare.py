@@ -289,11 +289,11 @@ def test_recipe_synthesizer_checks_against_check_real(monkeypatch, tmp_path):
     import synth_datasets.checks as checks_module
     import synth_datasets.compare as compare_module
 
-    generate_module = importlib.import_module("synth_datasets.generate")  # the package exports a function of that name
+    pipeline_module = importlib.import_module("synth_datasets.pipeline")  # where the Runner calls generate()
 
     seen = {}
 
-    def fake_generate(prompts, gen, batch_size=None):
+    def fake_generate(prompts, gen, batch_size=None, desc=None):
         seen["generations"] = seen.get("generations", 0) + 1
         return Dataset.from_dict({"text": ["x"], "label": [LABELS[0]], "parse_error": [None]})
 
@@ -301,7 +301,7 @@ def test_recipe_synthesizer_checks_against_check_real(monkeypatch, tmp_path):
         seen["context_real"] = sorted(context.real_texts)
         return ds, checks_module.CheckReport()
 
-    monkeypatch.setattr(generate_module, "generate", fake_generate)
+    monkeypatch.setattr(pipeline_module, "generate", fake_generate)
     monkeypatch.setattr(checks_module, "run_checks", fake_run_checks)
     monkeypatch.setattr("synth_datasets.pipeline.file_backed", lambda prompts: prompts)
     recipe = load_recipe(write_recipe(tmp_path))

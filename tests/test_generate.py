@@ -195,3 +195,26 @@ def test_the_stage_bar_counts_generated_rows_and_says_when_they_came_from_the_ca
     assert f"{len(ds)}/{len(ds)}" in first and "from the cache" not in first
     generate(ds, gen())
     assert "from the cache" in capsys.readouterr().err and fake_engine.calls == [len(ds)]
+
+
+def test_completion_mode_sends_plain_prompts_to_complete_and_keeps_chat_cache_keys(fake_engine, tmp_path):
+    """prompt_column= sends plain-text prompts through the engine's `complete` (no chat template);
+    a chat-mode Generate pickles as before the option existed, so old caches still hit."""
+    prompts = Dataset.from_dict({"row_id": ["a", "b"], "prompt": ["List:\n1. one\n2.", "List:\n1. two\n2."]})
+    gen = Generate(engine=FAKE, prompt_column="prompt", sampling={"max_tokens": 20})
+    out = prompts.map(gen, batched=True, features=gen.features(prompts.features))
+    assert fake_engine.calls == [2]
+    assert out["raw_completion"][0].startswith(" continued ")
+    assert out["raw_completion"][0] != out["raw_completion"][1]
+    assert "prompt_column" not in Generate(engine=FAKE).__getstate__()
+    assert Generate(engine=FAKE, prompt_column="prompt").__getstate__()["prompt_column"] == "prompt"
+    assert Hasher.hash(gen) != Hasher.hash(Generate(engine=FAKE, sampling={"max_tokens": 20}))
+    with pytest.raises(KeyError, match="'prompt' column of plain-text prompts"):
+        Dataset.from_dict({"messages": [[{"role": "user", "content": "hi"}]]}).map(gen, batched=True)
+
+
+def test_completion_mode_on_a_backend_without_complete_says_so(fake_engine, monkeypatch):
+    monkeypatch.delattr(fake_engine, "complete")
+    gen = Generate(engine=FAKE, prompt_column="prompt")
+    with pytest.raises(ValueError, match="has no `complete`"):
+        Dataset.from_dict({"prompt": ["1."]}).map(gen, batched=True)

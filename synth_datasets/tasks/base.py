@@ -9,6 +9,8 @@ recipes use as `task.kind`. It owns:
     with_data(real)             the task bound to its data (e.g. the label set)
     draw_seeds(real)            the real rows shown to the generator
     prompts(seeds, seed=...)    seeds -> requests: `row_id`, `messages` and the target fields
+    synthesize(seeds, runner)   the generation stages; by default one: prompts -> `Generate` -> rows
+                                (a task with several stages or rounds overrides it)
     json_schema()               the structured-output schema generation is constrained to
     parse, fields, features     completion -> columns, never raising (classmethods: `Generate` calls them)
     label_column                rows are balanced, drawn and mixed per value of this column (None: by count)
@@ -93,6 +95,20 @@ class Task:
         `prompt_tokens`: the tokens a request's prompt may use (the context minus max_tokens), so
         the builder can keep long seed rows within it."""
         raise NotImplementedError
+
+    def synthesize(self, seeds: Dataset, runner, *, seed: int, per_label: int | None = None) -> Dataset:
+        """The generated rows for `seeds`: the task's stages run through `runner` (pipeline.Runner,
+        which caches, resumes and counts each stage). One stage by default: `prompts`, then the
+        recipe's generator constrained to `json_schema` and parsed by `parse`. A task that generates
+        in rounds or in several steps (instructions first, then their answers) overrides this and
+        calls `runner(prompts, runner.generator(...), stage=name)` once per step."""
+        from ..errors import RecipeError
+
+        prompts = self.prompts(seeds, seed=seed, per_label=per_label, prompt_tokens=runner.prompt_tokens())
+        if len(prompts) == 0:
+            raise RecipeError("task: nothing to generate: the task asked for no rows from these seeds "
+                              "(with balance_to, every label already has that many rows: raise it)")
+        return runner(prompts, runner.generator(json_schema=self.json_schema(), parser=self.parser or self.name))
 
     def json_schema(self) -> dict | None:
         return None

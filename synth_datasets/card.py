@@ -127,6 +127,7 @@ def render_card(dsdict: DatasetDict, provenance: dict, files: dict[str, str] | N
         diversity=_diversity_rows(provenance.get("checks", {}).get("diversity")),
         families_not_run=_families_not_run(checks),
         small_model=any(m in str(gen.get("model")) for m in SMALL_MODEL_MARKERS),
+        provenance=provenance,  # the whole record: a task's template reads its own sections
     ))
 
 

@@ -76,7 +76,8 @@ class CompareResult:
         return tuple(self.setup.get("metrics", METRICS))
 
     def table(self) -> str:
-        return markdown_table(self.summary, self.metrics, self.setup.get("metric_names"))
+        return markdown_table(self.summary, self.metrics, self.setup.get("metric_names"), self.setup.get("percent_metrics"),
+                              self.setup.get("lower_is_better", ()))
 
 
 def draw_real(train: Dataset, labels: Sequence[str] | None, ks: Sequence[int], seed: int,
@@ -145,6 +146,8 @@ def recipe_synthesizer(recipe: Recipe, per_label: int, test_texts: Sequence[str]
         key = (seed, tuple(bound.columns), tuple(tuple(real[c]) for c in bound.columns))
         if generated.get("key") != key:  # smallest_k calls again per k with the same rows: generate once
             runner = Runner(recipe)
+            if bound.guards_holdout and test_texts is not None:
+                runner.holdout = list(test_texts)
             generated.update(key=key, rows=bound.synthesize(real, runner, seed=seed, per_label=per_label),
                              requests=runner.requests)
         synthetic = generated["rows"]
@@ -286,7 +289,8 @@ def train_students(recipe: Recipe, prep: _Prepared, draws: list[tuple], student,
             result.runs.append(record)
             bar.update()
             if echo:
-                shown = " ".join(f"{task.metric_names.get(m, m)} {100 * metrics[m]:.1f}%" for m in task.metrics)
+                shown = " ".join(f"{task.metric_names.get(m, m)} {shown_metric(metrics[m], m, task.percent_metrics)}"
+                                 for m in task.metrics)
                 echo(f"draw {d} k={k} {arm:<14} {_amount(ratio):>4}: {shown} ({record['real_rows']} real + {syn} synthetic rows)")
             return model
 
@@ -329,15 +333,25 @@ def run_compare(recipe: Recipe, synthesize: Synthesizer | None = None, student=N
                        "(see compare.json 'skipped'); the 'all' arm used every kept row instead", len(result.skipped))
     result.setup["seconds"] = round(time.perf_counter() - started, 1)
     result.setup["metrics"], result.setup["metric_names"] = list(task.metrics), dict(task.metric_names)
-    result.summary = summarise(result.runs, task.metrics)
-    result.verdicts = verdicts(result.summary, cfg.primary_ratio)
+    if task.percent_metrics is not None:  # shown as they are, not in %, for the others (e.g. an NLL)
+        result.setup["percent_metrics"] = list(task.percent_metrics)
+    if task.lower_is_better:
+        result.setup["lower_is_better"] = list(task.lower_is_better)
+    result.summary = summarise(result.runs, task.metrics, task.lower_is_better)
+    primary = task.metrics[0]
+    in_percent = task.percent_metrics is None or primary in task.percent_metrics
+    result.verdicts = verdicts(result.summary, cfg.primary_ratio, **({} if in_percent else {
+        "scale": 1, "unit": f"{task.metric_names.get(primary, primary)} ({'lower' if primary in task.lower_is_better else 'higher'} is better)",
+        "digits": 3}))
     return result
 
 
-def summarise(runs: list[dict], metrics: Sequence[str] = METRICS) -> list[dict]:
-    """Mean ± sd of every metric per (k, arm, ratio) over draws, and the paired difference to
-    real-only of the first (primary) metric."""
+def summarise(runs: list[dict], metrics: Sequence[str] = METRICS, lower_is_better: Sequence[str] = ()) -> list[dict]:
+    """Mean ± sd of every metric per (k, arm, ratio) over draws, and the paired gain over real-only
+    of the first (primary) metric: the arm minus real-only, or real-only minus the arm for a metric
+    where lower is better (an NLL), so a positive `delta` always means better."""
     primary = metrics[0]
+    sign = -1 if primary in lower_is_better else 1
     base = {(r["draw"], r["k"]): r for r in runs if r["arm"] == "real-only"}
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in runs:
@@ -349,7 +363,7 @@ def summarise(runs: list[dict], metrics: Sequence[str] = METRICS) -> list[dict]:
         for metric in metrics:
             values = [m[metric] for m in members]
             row.update({metric: statistics.mean(values), f"{metric}_sd": _sd(values)})
-        delta = [m[primary] - base[(m["draw"], k)][primary] for m in members]
+        delta = [sign * (m[primary] - base[(m["draw"], k)][primary]) for m in members]
         rows.append({**row, "delta": statistics.mean(delta), "delta_sd": _sd(delta)})
     order = {arm: i for i, arm in enumerate(ARMS)}
     return sorted(rows, key=lambda r: (r["k"], order[r["arm"]], _ratio_key(r["ratio"])))
@@ -371,11 +385,13 @@ def t95(df: int) -> float:
     return _T95[max(d for d in _T95 if d <= df)]
 
 
-def verdicts(summary: list[dict], primary_ratio: float, draws: int | None = None) -> list[dict]:
+def verdicts(summary: list[dict], primary_ratio: float, draws: int | None = None, scale: float = 100,
+             unit: str = "points", digits: int = 1) -> list[dict]:
     """Per k, a sentence on the primary blend, from the paired gains over real-only across draws.
 
     "helped" when the gain's one-sided 95% lower bound (paired t) is above zero; "hurt" when its upper
     bound is below zero; otherwise inconclusive. One draw never says "helped": it has no spread.
+    Gains are shown times `scale` in `unit` with `digits` decimals (points of a % metric by default).
     """
     out = []
     for k in sorted({r["k"] for r in summary}):
@@ -385,15 +401,15 @@ def verdicts(summary: list[dict], primary_ratio: float, draws: int | None = None
                         "text": f"k={k}: the blend {_amount(primary_ratio)} was not run (too few synthetic rows survived the checks)."})
             continue
         n = row["draws"]
-        gain, sd = 100 * row["delta"], 100 * row["delta_sd"]
+        gain, sd = scale * row["delta"], scale * row["delta_sd"]
         what = f"blended {_amount(primary_ratio)}, {n} draw{'s' if n > 1 else ''}"
         if n < 2:
             outcome = "inconclusive"
-            text = f"k={k}: one draw only: {gain:+.1f} points over real-only ({what}); run 3 or more draws for a verdict."
+            text = f"k={k}: one draw only: {gain:+.{digits}f} {unit} over real-only ({what}); run 3 or more draws for a verdict."
         else:
             margin = t95(n - 1) * sd / n ** 0.5
             outcome = "helped" if gain - margin > 0 else "hurt" if gain + margin < 0 else "inconclusive"
-            spread = f"{gain:+.1f} ± {sd:.1f} points"
+            spread = f"{gain:+.{digits}f} ± {sd:.{digits}f} {unit}"
             if outcome == "helped":
                 text = f"k={k}: synthetic data added {spread} over real-only ({what})."
             elif outcome == "hurt":
@@ -407,22 +423,41 @@ def verdicts(summary: list[dict], primary_ratio: float, draws: int | None = None
     return out
 
 
-def markdown_table(summary: list[dict], metrics: Sequence[str] = METRICS, names: dict | None = None) -> str:
-    """The summary as a Markdown table: every metric in %, and the paired Δ of the first one."""
+def shown_metric(value: float, metric: str, percent: Sequence[str] | None = None, sd: float | None = None) -> str:
+    """A metric as the tables show it: in % (the default), or as it is (3 decimals) when `percent`
+    names the metrics in % and not this one.
+
+    >>> shown_metric(0.5, "rouge_l", ["rouge_l"]), shown_metric(2.25, "nll", ["rouge_l"], sd=0.1)
+    ('50.0%', '2.250 ± 0.100')
+    """
+    if percent is None or metric in percent:
+        return f"{100 * value:.1f}%" if sd is None else f"{100 * value:.1f} ± {100 * sd:.1f}"
+    return f"{value:.3f}" if sd is None else f"{value:.3f} ± {sd:.3f}"
+
+
+def markdown_table(summary: list[dict], metrics: Sequence[str] = METRICS, names: dict | None = None,
+                   percent: Sequence[str] | None = None, lower_is_better: Sequence[str] = ()) -> str:
+    """The summary as a Markdown table: every metric in % (or as it is, for metrics that `percent`
+    leaves out), and the paired gain Δ of the first one (positive = better)."""
     names = {"accuracy": "accuracy", "macro_f1": "macro-F1", **(names or {})}
-    heads = " | ".join(f"{names.get(m, m)} %" for m in metrics)
-    lines = [f"| k | student trained on | synthetic per real | synthetic rows | draws | {heads} | Δ {names.get(metrics[0], metrics[0])} vs real-only (points) |",
+    heads = " | ".join(f"{names.get(m, m)}{' %' if percent is None or m in percent else ''}" for m in metrics)
+    in_percent = percent is None or metrics[0] in percent
+    gain = "points" if in_percent else "gain, lower is better" if metrics[0] in lower_is_better else "gain"
+    lines = [f"| k | student trained on | synthetic per real | synthetic rows | draws | {heads} | Δ {names.get(metrics[0], metrics[0])} vs real-only ({gain}) |",
              "|---:|---|---:|---:|---:|" + "---:|" * len(metrics) + "---:|"]
     for r in summary:
-        delta = "" if r["arm"] == "real-only" else f"{100 * r['delta']:+.1f} ± {100 * r['delta_sd']:.1f}"
-        cells = " | ".join(f"{100 * r[m]:.1f} ± {100 * r[f'{m}_sd']:.1f}" for m in metrics)
+        delta = "" if r["arm"] == "real-only" else (f"{100 * r['delta']:+.1f} ± {100 * r['delta_sd']:.1f}" if in_percent
+                                                     else f"{r['delta']:+.3f} ± {r['delta_sd']:.3f}")
+        cells = " | ".join(shown_metric(r[m], m, percent, sd=r[f"{m}_sd"]) for m in metrics)
         lines.append(f"| {r['k']} | {r['arm']} | {_amount(r['ratio']) if r['arm'] != 'real-only' else '-'} | "
                      f"{r['synthetic_rows']:.0f} | {r['draws']} | {cells} | {delta} |")
     return "\n".join(lines)
 
 
-def plot(summary: list[dict], path: Path, metric: str = "accuracy", name: str | None = None) -> Path:
-    """`metric` vs synthetic rows, one line per arm, one panel per k; real-only as a dashed line."""
+def plot(summary: list[dict], path: Path, metric: str = "accuracy", name: str | None = None, scale: float = 100,
+         per: str = " per label") -> Path:
+    """`metric` (times `scale`: 100 for %) vs synthetic rows, one line per arm, one panel per k;
+    real-only as a dashed line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -433,15 +468,15 @@ def plot(summary: list[dict], path: Path, metric: str = "accuracy", name: str | 
     for ax, k in zip(axes[0], ks):
         rows = [r for r in summary if r["k"] == k]
         base = next(r for r in rows if r["arm"] == "real-only")
-        ax.axhline(100 * base[metric], linestyle="--", color="black", label="real-only")
+        ax.axhline(scale * base[metric], linestyle="--", color="black", label="real-only")
         for arm in ARMS[1:]:
             line = sorted((r for r in rows if r["arm"] == arm), key=lambda r: r["synthetic_rows"])
-            ax.errorbar([r["synthetic_rows"] for r in line], [100 * r[metric] for r in line],
-                        yerr=[100 * r[f"{metric}_sd"] for r in line], marker="o", capsize=3, label=arm)
-        ax.set_title(f"k = {k} real rows per label")
+            ax.errorbar([r["synthetic_rows"] for r in line], [scale * r[metric] for r in line],
+                        yerr=[scale * r[f"{metric}_sd"] for r in line], marker="o", capsize=3, label=arm)
+        ax.set_title(f"k = {k} real rows{per}")
         ax.set_xlabel("synthetic rows in training")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(f"{name or metric} on the real test split (%)")
+    axes[0][0].set_ylabel(f"{name or metric} on the real test split{' (%)' if scale == 100 else ''}")
     axes[0][-1].legend(loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -457,7 +492,10 @@ def write_results(result: CompareResult, folder: str | Path) -> Path:
     (folder / "compare.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n")
     (folder / "compare.md").write_text(report_markdown(result) + "\n")
     metric = result.metrics[0]
-    plot(result.summary, folder / "compare.png", metric, (result.setup.get("metric_names") or {}).get(metric))
+    percent = result.setup.get("percent_metrics")
+    plot(result.summary, folder / "compare.png", metric, (result.setup.get("metric_names") or {}).get(metric),
+         scale=100 if percent is None or metric in percent else 1,
+         per=" per label" if result.setup.get("labels") is not None else "")
     return folder
 
 

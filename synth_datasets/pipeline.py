@@ -73,6 +73,7 @@ class Runner:
         self.recipe, self.run_dir, self.overwrite = recipe, run_dir, overwrite
         self.stages: list[dict] = []
         self.notes: dict = {}
+        self.holdout: list[str] = []  # evaluation texts a task that feeds its outputs back into prompts keeps out
 
     def prompt_tokens(self, max_tokens: int | None = None) -> int:
         """Tokens a request's prompt may use: the context minus the tokens it may generate."""
@@ -103,9 +104,9 @@ class Runner:
     def engine_work(self) -> dict:
         """What the engine did over every stage (0 requests when every row came from a cache)."""
         total = EngineStats()
-        for s in self.stages:
+        for gen in {id(s["gen"]): s["gen"] for s in self.stages}.values():  # a transform used by several stages counts once
             for name in ("requests", "prompt_tokens", "completion_tokens", "seconds"):
-                setattr(total, name, getattr(total, name) + getattr(s["gen"].stats, name))
+                setattr(total, name, getattr(total, name) + getattr(gen.stats, name))
         return total.as_dict()
 
     def describe_stages(self) -> list[dict]:
@@ -134,6 +135,9 @@ def _run_recipe(recipe: Recipe, folder: Path, overwrite_run: bool) -> tuple[Path
     task, seeds, dropped = load_seeds(recipe)
     run_dir = recipe.resolve(recipe.output.run_dir) if recipe.output.run_dir else None
     runner = Runner(recipe, run_dir, overwrite_run)
+    if task.guards_holdout and recipe.compare.test_path:
+        runner.holdout = list(read_real(recipe, task, recipe.compare.test_path, recipe.compare.test_split,
+                                        "compare.test_path")[0][task.text_column])
     start = time.perf_counter()
     synthetic = task.synthesize(seeds, runner, seed=recipe.seeds.seed)
     seconds = time.perf_counter() - start
@@ -177,6 +181,7 @@ def check_context(recipe: Recipe, task, real: Dataset, test_texts=None) -> Check
         test_texts = list(test[task.text_column])
     labelled = task.label_column is not None
     return CheckContext(real_texts=list(real[task.text_column]),
+                        real_rows=real.select_columns(list(task.columns)).to_list(),
                         real_labels=list(real[task.label_column]) if labelled else None,
                         test_texts=list(test_texts) if test_texts is not None else None,
                         labels=list(task.labels) if labelled else None, extra=check_extras(recipe, task),

@@ -67,3 +67,47 @@ def test_lm_student_trains_saves_loads_and_answers_a_label(tmp_path):
     # two-stage: continue the same adapter on other rows
     again = train_lm(TEXTS[:2], LABELS[:2], config, label_names=loaded.labels, prior=student)
     assert again.history["two_stage"] and again.history["trainable_tensors_changed"] > 0
+
+
+@pytest.mark.slow
+def test_lm_student_trains_on_instruction_rows_answers_and_scores_reference_nll():
+    """Instruction rows in TRL's conversational format: real SFT + LoRA steps through the student
+    kind compare uses, a greedy answer per row, and a reference NLL equal to a plain forward pass."""
+    import torch
+    from datasets import Dataset
+
+    from synth_datasets.students import LMKind
+    from synth_datasets.tasks.instruction import Instruction
+
+    rows = Dataset.from_dict({
+        "instruction": ["Give the opposite of the word.", "Add the two numbers.", "Name the capital city.",
+                        "Give the opposite of the word.", "Add the two numbers.", "Name the capital city."],
+        "input": ["hot", "2 and 3", "France", "up", "4 and 4", "Japan"],
+        "output": ["cold", "5", "Paris", "down", "8", "Tokyo"]})
+    task = Instruction()
+    kind = LMKind(max_steps=4, batch_size=6, learning_rate=1e-3, max_length=96, max_new_tokens=8, eval_batch_size=4)
+    student = kind.fit(rows, task)
+    h = student.history
+    assert h["steps"] == 4 and h["finite"] and h["last_loss"] < h["first_loss"]
+    assert h["trainable_tensors_changed"] == h["trainable_tensors"] > 0
+    predictions = kind.predict(student, rows, task)
+    assert len(predictions) == 6 and all(isinstance(p["answer"], str) for p in predictions)
+    # mean per-token NLL, batched with right padding, equals one unpadded forward pass per row
+    tok = student.tokenizer
+    talk = task.conversations(rows)
+    for i in (0, 5):
+        prompt = tok.apply_chat_template(talk["prompt"][i], tokenize=False, add_generation_prompt=True)
+        p = tok(prompt, add_special_tokens=False)["input_ids"]
+        a = tok(rows["output"][i] + answer_suffix(tok), add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logp = torch.log_softmax(student.model(input_ids=torch.tensor([p + a])).logits[0].float(), dim=-1)
+        plain = -float(sum(logp[len(p) - 1 + j, t] for j, t in enumerate(a))) / len(a)
+        assert predictions[i]["nll"] == pytest.approx(plain, abs=1e-3)
+    scores = task.score(predictions, rows)
+    assert set(scores) == {"rouge_l", "nll"} and scores["nll"] == pytest.approx(sum(p["nll"] for p in predictions) / 6)
+    # greedy answers equal an unbatched greedy generate of the same prompt (left padding is right)
+    prompt = tok.apply_chat_template(talk["prompt"][2], tokenize=False, add_generation_prompt=True)
+    ids = tok(prompt, return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        alone = student.model.generate(**ids, max_new_tokens=8, do_sample=False, pad_token_id=tok.pad_token_id)
+    assert predictions[2]["answer"] == tok.decode(alone[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()

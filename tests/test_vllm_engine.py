@@ -34,6 +34,10 @@ class CountingEngine:
         self.requests += len(conversations)
         return self.inner.chat(conversations, sampling, json_schema, progress=progress)
 
+    def complete(self, prompts, sampling, json_schema=None, progress=True):
+        self.requests += len(prompts)
+        return self.inner.complete(prompts, sampling, json_schema, progress=progress)
+
     def describe(self):
         return self.inner.describe()
 
@@ -158,3 +162,40 @@ def test_resumable_generation_on_the_real_engine(counting, real_engine_config, t
     assert counting.requests - before == 9 + 4
     assert again["row_id"] == prompts["row_id"]
     assert again["raw_completion"][:4] == out["raw_completion"][:4]  # kept shards are reused as they were
+
+
+def test_instruction_recipe_on_the_real_engine(counting, real_engine_config, tmp_path, monkeypatch):
+    """recipes/self-instruct.yaml, made small: the bootstrap's numbered list runs in completion mode
+    (vLLM's LLM.generate), the answers in chat mode with the schema, the shipped checks run, and the
+    folder loads back with TRL conversations that match the columns."""
+    import datasets
+
+    from synth_datasets.tasks.instruction import to_messages
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+    data = yaml.safe_load(Path("recipes/self-instruct.yaml").read_text())
+    shared = SHARED.parents[1] / "self_instruct"
+    data["seeds"].update(path=str(shared / "seed_tasks.jsonl"), count=24)
+    data["task"].update(instructions=4, rounds=3)
+    data["generator"]["max_tokens"] = 96
+    data["engine"] = {k: getattr(real_engine_config, k) for k in ("max_model_len", "seed")}  # the session's engine
+    data["compare"]["test_path"] = str(shared / "user_oriented_instructions.jsonl")
+    data["output"] = {"dir": str(tmp_path / "out")}
+    data["diversity"] = False
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(data))
+    before = counting.requests
+    folder, report = run_recipe(load_recipe(path))
+    provenance = json.loads((folder / "provenance.json").read_text())
+    boot = provenance["bootstrap"]
+    assert boot["candidates"] > 0 and boot["kept"] >= 1
+    assert counting.requests - before == boot["requests"] + boot["kept"]  # every request reached the engine once
+    stages = provenance["stages"]
+    assert stages[0]["completion_mode"] and not stages[-1]["completion_mode"]
+    assert [r.check["name"] for r in report.results] == [
+        c if isinstance(c, str) else next(iter(c)) for c in data["checks"]]
+    loaded = load_dataset(str(folder))["train"]
+    assert len(loaded) == provenance["rows"]["kept"]
+    for row in loaded:
+        assert row["messages"] == to_messages(row["instruction"], row["input"], row["output"])
+    assert "### Bootstrap and novelty" in (folder / "README.md").read_text()

@@ -12,6 +12,8 @@ class CheckContext:
 
     real_texts / real_labels: the real rows the generator was shown (the seeds, or in `compare` the
         draw's k rows per label), plus any other real rows to protect from being copied;
+    real_rows: those real rows with every column of the task, for checks that read more than the text
+        (the judge's control on an instruction task reads instruction, input and output);
     test_texts: the evaluation split, which synthetic rows must not overlap;
     labels: the label set (label-echo detection, label checks);
     text_column / label_column: the task's columns, for checks whose `column` / `label_column` is unset;
@@ -20,6 +22,7 @@ class CheckContext:
     """
 
     real_texts: Sequence[str] | None = None
+    real_rows: Sequence[dict] | None = None  # the same real rows with every task column (the judge's control)
     real_labels: Sequence[str] | None = None
     test_texts: Sequence[str] | None = None
     labels: Sequence[str] | None = None

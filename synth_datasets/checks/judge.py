@@ -178,21 +178,39 @@ class Judge(Check):
             own = out.model is not None and out.model != model
             out = replace(out, engine=engine, model=out.model if out.model is not None else model, keep_engine=not own,
                           generator_engine=replace(engine, model=model) if own else None)
-        if out.control is None and context.real_texts is not None:
-            labels = context.real_labels if context.real_labels is not None else [None] * len(context.real_texts)
-            pairs = [(str(t), None if label is None else str(label)) for t, label in zip(context.real_texts, labels) if t]
-            pairs.sort(key=lambda pair: pair[1] or "")  # evenly spaced over rows sorted by label: spread over the labels
-            n = min(out.control_rows, len(pairs))
-            picked = sorted({round(i * (len(pairs) - 1) / max(1, n - 1)) for i in range(n)})
-            out = replace(out, control=tuple(pairs[i] for i in picked))
+        if out.control is None and (context.real_rows is not None or context.real_texts is not None):
+            columns = out._columns()
+            if context.real_rows is not None and set(self._prompt_fields(out)) - {"text", "label"}:
+                # the judge reads more than a text and a label (instruction, input, output): whole rows
+                records = list(context.real_rows)
+            else:
+                labels = context.real_labels if context.real_labels is not None else [None] * len(context.real_texts)
+                records = [{out.text_col: t, out.label_col: label} for t, label in zip(context.real_texts, labels)]
+            rows = [tuple(None if r.get(c) is None else str(r.get(c)) for c in columns) for r in records if r.get(out.text_col)]
+            if out.label_col in columns:  # evenly spaced over rows sorted by label: spread over the labels
+                at = columns.index(out.label_col)
+                rows.sort(key=lambda row: row[at] or "")
+            n = min(out.control_rows, len(rows))
+            picked = sorted({round(i * (len(rows) - 1) / max(1, n - 1)) for i in range(n)})
+            out = replace(out, control=tuple(rows[i] for i in picked))
         return out
+
+    @staticmethod
+    def _prompt_fields(judge) -> tuple:
+        return tuple(judge._prompt()["fields"])
+
+    def _columns(self) -> list[str]:
+        """The row columns the judge reads, in the order of its prompt's fields."""
+        names = {"text": self.text_col, "label": self.label_col}
+        return [names.get(f, f) for f in self._prompt()["fields"]]
 
     def check_control(self) -> None:
         """Judge the bound real rows; stop if the judge would remove too many of them (see the module docstring)."""
         if not self.control or self.control_rows == 0:
             return
-        texts, labels = zip(*self.control)
-        judged = self._judge({self.text_col: list(texts), self.label_col: list(labels)})
+        columns = self._columns()
+        judged = self._judge({c: [row[i] for row in self.control] for i, c in enumerate(columns)})
+        texts = self.control
         # a real row the judge could not judge counts against it too: it has not shown it can judge
         bad = sum(f or e is not None for f, e in zip(judged[self.flag_column], judged[f"{self.name}_parse_error"]))
         logger.info("judge control: %d of %d real rows would be removed or were not judged", bad, len(texts))

@@ -58,7 +58,7 @@ class LMKind:
     question for a row is `prompt`, else the task's (`Task.student_prompt`, from the recipe)."""
 
     name = "lm"
-    tasks = ("classification",)
+    tasks = ("classification", "instruction")
     requires = ("trl", "peft", "torch")
     settings_class = LMStudentConfig
     recipe_fields = {"lm_model": "model", "lm_epochs": "epochs"}
@@ -75,13 +75,30 @@ class LMKind:
         from .lm import train_lm
 
         config = self.config
+        if task.label_column is None:  # prompt-response rows: the task's conversations, as they are
+            from datasets import Dataset
+
+            from .lm import train_lm_on
+
+            return train_lm_on(Dataset.from_dict(task.conversations(rows)), config, prior=prior,
+                               output_dir=self.output_dir, training_args=self.training_args)
         if config.prompt is None and hasattr(task, "student_prompt"):
             config = replace(config, prompt=task.student_prompt())
         return train_lm(rows["text"], rows["label"], config, label_names=task.labels, prior=prior,
                         output_dir=self.output_dir, training_args=self.training_args)
 
-    def predict(self, model, rows, task) -> list[str]:
-        return model.predict(rows["text"])
+    def predict(self, model, rows, task) -> list:
+        """Labels (constrained to the label set); for a task without labels, per row the greedy
+        `answer` (None beyond the first `answer_rows` rows) and the mean per-token `nll` of the
+        reference answer."""
+        if task.label_column is not None:
+            return model.predict(rows["text"])
+        talk = task.conversations(rows)
+        references = [c[-1]["content"] for c in talk["completion"]]
+        n = len(references) if model.config.answer_rows is None else min(model.config.answer_rows, len(references))
+        answers = model.respond(talk["prompt"][:n]) + [None] * (len(references) - n)
+        nll = model.reference_nll(talk["prompt"], references)
+        return [{"answer": a, "nll": x} for a, x in zip(answers, nll)]
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.name, **{k: v for k, v in asdict(self.config).items() if k != "prompt"}}

@@ -43,6 +43,8 @@ class LMStudentConfig:
     target_modules: str | list[str] = field(default="all-linear", metadata={"help": "Modules that get LoRA adapters."})
     seed: int = field(default=0, metadata={"help": "Seed for LoRA init and data order."})
     eval_batch_size: int = field(default=32, metadata={"help": "Texts per forward pass when scoring labels."})
+    max_new_tokens: int = field(default=64, metadata={"help": "Tokens a greedy answer may take (tasks without labels)."})
+    answer_rows: int | None = field(default=32, metadata={"help": "Test rows the student answers greedily (tasks without labels; the first ones, a fixed set); null: all. Greedy answers are the slow part of scoring on a CPU; the reference NLL is computed on every row."})
 
     def __post_init__(self):
         if self.prompt is not None and "{text}" not in self.prompt:
@@ -128,6 +130,72 @@ class LMStudent:
                     out[start:start + n, j] = score.cpu()
         return out
 
+    def _encode(self, prompts: Sequence[list[dict]]) -> list[str]:
+        return [self.tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
+
+    def respond(self, prompts: Sequence[list[dict]], max_new_tokens: int | None = None) -> list[str]:
+        """The greedy answer to each conversation (a list of messages ending with the user's turn)."""
+        import torch
+
+        tok, model = self.tokenizer, self.model
+        model.eval()
+        texts = self._encode(prompts)
+        device = next(model.parameters()).device
+        side, tok.padding_side = tok.padding_side, "left"
+        out: list[str] = []
+        try:
+            with torch.no_grad():
+                for start in range(0, len(texts), self.config.eval_batch_size):
+                    batch = tok(texts[start:start + self.config.eval_batch_size], return_tensors="pt", padding=True,
+                                add_special_tokens=False).to(device)
+                    ids = model.generate(**batch, max_new_tokens=max_new_tokens or self.config.max_new_tokens,
+                                         do_sample=False, pad_token_id=tok.pad_token_id)
+                    out += tok.batch_decode(ids[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+        finally:
+            tok.padding_side = side
+        return [o.strip() for o in out]
+
+    def reference_nll(self, prompts: Sequence[list[dict]], references: Sequence[str], max_tokens: int = 256) -> list[float]:
+        """Mean negative log-likelihood per token of each reference answer (and the end of the turn)
+        given its conversation: how well the student predicts the answer it should give, a score that
+        needs no judge and moves smoothly. References are cut to `max_tokens` tokens.
+
+        Rows are batched by length (little padding), left-padded, and the vocabulary projection is
+        computed only for the answer positions (`logits_to_keep`): on a CPU, full-sequence logits
+        over a 49k vocabulary cost more than the model itself."""
+        import torch
+
+        tok, model = self.tokenizer, self.model
+        model.eval()
+        suffix = answer_suffix(tok)
+        device = next(model.parameters()).device
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        pairs = [(tok(p, add_special_tokens=False)["input_ids"], tok(r + suffix, add_special_tokens=False)["input_ids"][:max_tokens])
+                 for p, r in zip(self._encode(prompts), references)]
+        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+        out: list[float] = [0.0] * len(pairs)
+        with torch.no_grad():
+            for start in range(0, len(order), self.config.eval_batch_size):
+                chunk = order[start:start + self.config.eval_batch_size]
+                longest = max(len(pairs[i][0]) + len(pairs[i][1]) for i in chunk)
+                keep = max(len(pairs[i][1]) for i in chunk) + 1  # the answers' positions and the one before them
+                ids = torch.full((len(chunk), longest), pad, dtype=torch.long)
+                mask = torch.zeros_like(ids)
+                for row, i in enumerate(chunk):  # left padding: every answer ends at the last column
+                    p, a = pairs[i]
+                    ids[row, longest - len(p) - len(a):] = torch.tensor(p + a)
+                    mask[row, longest - len(p) - len(a):] = 1
+                ids, mask = ids.to(device), mask.to(device)
+                logits = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                               logits_to_keep=keep).logits
+                logp = torch.log_softmax(logits.float(), dim=-1).cpu()
+                for row, i in enumerate(chunk):
+                    a = pairs[i][1]
+                    # kept column c holds the logits after sequence position longest - keep + c
+                    positions = torch.arange(keep - 1 - len(a), keep - 1)
+                    out[i] = float(-logp[row, positions, torch.tensor(a)].mean())
+        return out
+
     def predict(self, texts: Sequence[str]) -> list[str]:
         if not texts:
             return []
@@ -172,14 +240,7 @@ def train_lm(texts: Sequence[str], labels: Sequence[str], config: LMStudentConfi
     field of it, with only `output_dir` set to the trainer's work folder; without it the config's
     settings build one (`training_overrides` adds fields).
     """
-    import copy
-    import tempfile
-
-    import torch
     from datasets import Dataset
-    from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
 
     config = config or LMStudentConfig()
     if config.prompt is None:  # the neutral question, written into the saved student's config
@@ -191,6 +252,25 @@ def train_lm(texts: Sequence[str], labels: Sequence[str], config: LMStudentConfi
     if not texts:
         raise ValueError("cannot train an LM student on zero rows")
     data = Dataset.from_dict(rows_to_conversations(texts, labels, config.prompt))
+    return train_lm_on(data, config, names, prior, output_dir, training_overrides, training_args)
+
+
+def train_lm_on(data, config: LMStudentConfig, label_names: Sequence[str] = (), prior: LMStudent | None = None,
+                output_dir: str | Path | None = None, training_overrides: dict | None = None,
+                training_args=None) -> LMStudent:
+    """Fine-tune on conversational prompt-completion rows (`prompt`: the messages up to the user's
+    turn, `completion`: the assistant's turn); the loss is on the completion only."""
+    import copy
+    import tempfile
+
+    import torch
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    if len(data) == 0:
+        raise ValueError("cannot train an LM student on zero rows")
+    names = list(label_names)
     work = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="synth-lm-"))
     cpu = not torch.cuda.is_available()
     args = copy.copy(training_args) if training_args is not None else SFTConfig(
@@ -198,6 +278,9 @@ def train_lm(texts: Sequence[str], labels: Sequence[str], config: LMStudentConfi
         max_steps=config.max_steps, per_device_train_batch_size=config.batch_size, max_length=config.max_length,
         seed=config.seed, save_strategy="no", report_to="none", logging_steps=1, lr_scheduler_type="cosine",
         warmup_steps=0.1, use_cpu=cpu, bf16=False, completion_only_loss=True, disable_tqdm=True,
+        # TRL turns it on by default; a LoRA on a small model does not need the memory it saves, and
+        # recomputing activations cost 15% of a step here (same loss: benchmarks in docs/students.md)
+        gradient_checkpointing=False,
         **(training_overrides or {}),
     )
     args.output_dir = str(work)

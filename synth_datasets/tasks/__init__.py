@@ -11,13 +11,15 @@ which becomes the row's `parse_error`.
 from __future__ import annotations
 
 from ..registry import BUILTIN, Registry
-from . import classification
+from . import classification, instruction
 from .base import SeedsConfig, Task, TaskConfig
 from .classification import Classification
+from .instruction import Instruction
 from .jsonparse import parse_json, parse_text, schema_features, schema_fields
 
 TASKS = Registry("synth_datasets.tasks", "task")
 TASKS.register("classification", Classification, BUILTIN)
+TASKS.register("instruction", Instruction, BUILTIN)
 
 
 class _Format:
@@ -59,5 +61,5 @@ def get_task(kind: str, field: str = "task.kind") -> type[Task]:
     return TASKS.lookup(kind, field)
 
 
-__all__ = ["TASKS", "FORMATS", "Classification", "SeedsConfig", "Task", "TaskConfig", "classification", "get_parser",
-           "get_task", "parse_json", "parse_text", "parser_features", "parser_fields", "schema_fields"]
+__all__ = ["TASKS", "FORMATS", "Classification", "Instruction", "SeedsConfig", "Task", "TaskConfig", "classification", "get_parser",
+           "get_task", "instruction", "parse_json", "parse_text", "parser_features", "parser_fields", "schema_fields"]

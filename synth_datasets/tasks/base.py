@@ -59,8 +59,13 @@ class Task:
     label_column: ClassVar[str | None] = None      # balance, draw and mix per value of this column
     metrics: ClassVar[tuple[str, ...]] = ()        # shipped `evaluate` modules; the first decides the verdict
     metric_names: ClassVar[dict[str, str]] = {}    # how tables name each metric
+    percent_metrics: ClassVar[tuple[str, ...] | None] = None  # metrics shown in %; None: all of them
+    lower_is_better: ClassVar[tuple[str, ...]] = ()  # metrics where lower is better (an NLL); the others: higher
     default_student: ClassVar[str | None] = None
     card_template: ClassVar[str] = "dataset_card.md"
+    # True for a task that shows its own generated rows in later requests (a bootstrap): it gets the
+    # evaluation split's texts as `runner.holdout` and must keep them out of every request
+    guards_holdout: ClassVar[bool] = False
     hub_task_categories: ClassVar[list[str] | None] = None
 
     def __init__(self, config: Any = None, seeds: Any = None, labels: Sequence[str] | None = None):

@@ -231,3 +231,32 @@ def test_instruction_checks_flag_what_they_name():
     assert TextOnly(column="instruction", words=["map"]).flag_batch(batch)["text_only_flag"] == [True, False, False, False]
     with pytest.raises(ValueError, match="checks.text_only.words: expected a list, got 'map'"):
         build_check("text_only", {"words": "map"})
+
+
+@needs_data
+def test_judge_criteria_of_the_task_are_accepted_and_others_refused_when_the_recipe_loads(tmp_path):
+    """A recipe may name the instruction task's own judge criteria (not the classification defaults)."""
+    from synth_datasets.errors import RecipeError
+
+    path = write_recipe(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["checks"].append({"judge": {"criteria": ["follows_instruction", "correctness"], "control_rows": 0}})
+    path.write_text(yaml.safe_dump(data))
+    judge = load_recipe(path).build_checks()[-1]
+    context = __import__("synth_datasets.pipeline", fromlist=["x"]).check_context
+    recipe = load_recipe(path)
+    task, seeds, _ = load_seeds(recipe)
+    bound = judge.bind(context(recipe, task, seeds, test_texts=[]))
+    assert list(bound.questions()) == ["follows_instruction", "correctness"]
+    prompt = bound.messages(bound._values({"instruction": "Add.", "input": "2 2", "output": "4"}))[-1]["content"]
+    assert "Instruction: Add.\nInput: 2 2\nOutput: 4" in prompt
+    # the real-row control is made of whole seed rows (instruction, input, output), not texts alone
+    from dataclasses import replace
+
+    control = replace(judge, control_rows=3).bind(context(recipe, task, seeds, test_texts=[])).control
+    assert len(control) == 3 and all(len(row) == 3 for row in control)
+    assert {row[0] for row in control} <= set(seeds["instruction"]) and all(row[2] for row in control)
+    data["checks"][-1] = {"judge": {"criteria": ["label_fit"]}}
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(RecipeError, match="'label_fit' is not one of the task's"):
+        load_recipe(path)

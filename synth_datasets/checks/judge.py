@@ -106,7 +106,8 @@ class Judge(Check):
         if self.control_rows < 0 or not 0 <= self.max_control_rejected <= 1:
             raise ValueError(f"judge: need control_rows >= 0 and max_control_rejected in [0, 1], got "
                              f"{self.control_rows} and {self.max_control_rejected}")
-        self.questions()  # unknown criterion names fail now
+        if self.prompt is not None:  # unknown criterion names fail now; a task's are checked when bound (check_task)
+            self.questions()
         self._engine_work = None
 
     @property

@@ -341,8 +341,8 @@ def run_compare(recipe: Recipe, synthesize: Synthesizer | None = None, student=N
     primary = task.metrics[0]
     in_percent = task.percent_metrics is None or primary in task.percent_metrics
     result.verdicts = verdicts(result.summary, cfg.primary_ratio, **({} if in_percent else {
-        "scale": 1, "unit": f"{task.metric_names.get(primary, primary)} ({'lower' if primary in task.lower_is_better else 'higher'} is better)",
-        "digits": 3}))
+        "scale": 1, "digits": 3, "unit": f"{task.metric_names.get(primary, primary)} gained "
+        + ("(real-only minus the blend: positive is better)" if primary in task.lower_is_better else "over real-only")}))
     return result
 
 

@@ -351,3 +351,24 @@ def test_the_shipped_compare_recipe_asks_exactly_what_it_asked_before_the_task_s
         prompts, gen = build_generation(recipe, prep.task, real, recipe.seeds.seed + draw,
                                         per_label=recipe.compare.synthetic_per_label)
         assert len(prompts) == 77 * 30 and prompts["row_id"][:3] == ids
+
+
+def test_a_lower_is_better_primary_metric_counts_a_drop_as_a_gain_and_is_shown_as_it_is():
+    """An NLL decides the instruction task's verdict: blended students with a lower NLL than
+    real-only of the same draw helped; the table shows NLL as is and ROUGE-L in %."""
+    from synth_datasets.compare import markdown_table
+
+    runs = []
+    for d, (base, blend) in enumerate([(2.60, 2.50), (2.70, 2.61), (2.55, 2.44)]):
+        runs.append({"draw": d, "k": 20, "arm": "real-only", "ratio": 0.0, "synthetic_rows": 0, "nll": base, "rouge_l": 0.2})
+        runs.append({"draw": d, "k": 20, "arm": "blended", "ratio": 1.0, "synthetic_rows": 20, "nll": blend, "rouge_l": 0.25})
+    summary = summarise(runs, ("nll", "rouge_l"), lower_is_better=("nll",))
+    blended = next(r for r in summary if r["arm"] == "blended")
+    assert blended["delta"] == pytest.approx(0.1)  # real-only minus blended: positive is better
+    (verdict,) = verdicts(summary, 1.0, scale=1, unit="NLL/token gained", digits=3)
+    assert verdict["outcome"] == "helped" and "+0.100 ± 0.010 NLL/token gained" in verdict["text"]
+    table = markdown_table(summary, ("nll", "rouge_l"), {"nll": "NLL/token", "rouge_l": "ROUGE-L"}, ["rouge_l"], ["nll"])
+    assert "| NLL/token | ROUGE-L % | Δ NLL/token vs real-only (gain, lower is better) |" in table
+    assert "| 2.517 ± 0.086 | 25.0 ± 0.0 | +0.100 ± 0.010 |" in table
+    # the same numbers read as higher-is-better would be a loss
+    assert summarise(runs, ("nll", "rouge_l"))[-1]["delta"] == pytest.approx(-0.1)

@@ -70,7 +70,7 @@ def test_lm_student_trains_saves_loads_and_answers_a_label(tmp_path):
 
 
 @pytest.mark.slow
-def test_lm_student_trains_on_instruction_rows_answers_and_scores_reference_nll():
+def test_lm_student_trains_on_instruction_rows_answers_and_scores_reference_nll(capfd):
     """Instruction rows in TRL's conversational format: real SFT + LoRA steps through the student
     kind compare uses, a greedy answer per row, and a reference NLL equal to a plain forward pass."""
     import torch
@@ -87,6 +87,7 @@ def test_lm_student_trains_on_instruction_rows_answers_and_scores_reference_nll(
     task = Instruction()
     kind = LMKind(max_steps=4, batch_size=6, learning_rate=1e-3, max_length=96, max_new_tokens=8, eval_batch_size=4)
     student = kind.fit(rows, task)
+    assert "'loss'" not in capfd.readouterr().out  # no log dict per step on stdout; the losses are in the history
     h = student.history
     assert h["steps"] == 4 and h["finite"] and h["last_loss"] < h["first_loss"]
     assert h["trainable_tensors_changed"] == h["trainable_tensors"] > 0

@@ -297,6 +297,10 @@ def train_lm_on(data, config: LMStudentConfig, label_names: Sequence[str] = (), 
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=peft_config)
+    if training_args is None:  # our quiet config: transformers would print every log dict; the losses go to the history
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
     out = trainer.train()
     changed = sum(int(not torch.equal(before[n], p.detach())) for n, p in trainer.model.named_parameters() if n in before)

@@ -123,7 +123,8 @@ def test_bootstrap_keeps_novel_instructions_in_rounds_and_answers_them(fake_engi
     card = (folder / "README.md").read_text()
     assert "### Bootstrap and novelty" in card and "| kept (of 12 wanted) | 12 |" in card
     assert f"| dropped: not novel (ROUGE-L > 0.7) | {boot['dropped']['not novel (ROUGE-L > 0.7)']} |" in card
-    assert "Come up with a series of tasks" in card and "TRL's\nconversational format" in card
+    assert "Come up with a series of tasks:\n\n1. <a task from the pool>" in card and "TRL's\nconversational format" in card
+    assert "| instructions-1 |" in card and "| generate | 12 | chat, JSON schema |" in card
 
 
 @needs_data

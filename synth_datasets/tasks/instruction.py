@@ -513,11 +513,19 @@ class Instruction(Task):
                           "most generated examples have flaws.",
                 "template": JUDGE_TEMPLATE, "criteria": dict(JUDGE_CRITERIA), "fields": ("instruction", "input", "output")}
 
+    def _shown_bootstrap_prompt(self) -> str:
+        """A bootstrap request as the card shows it, with placeholders for the sampled tasks."""
+        cfg = self.config
+        about = f" about {cfg.description}" if cfg.description else ""
+        listed = "".join(f"{j}. <a task from the pool>\n" for j in range(1, cfg.shots + 1))
+        if cfg.prompt_form == "complete":
+            return LIST_HEADER.format(about=about) + listed + f"{cfg.shots + 1}."
+        return CHAT_SYSTEM + "\n\n" + CHAT_TEMPLATE.format(about=about, tasks=listed.rstrip(), n=cfg.new_per_request)
+
     def provenance(self, seeds: Dataset, prompts: Dataset, kept: Dataset) -> dict:
         cfg = self.config
         return {
-            "prompt": {"form": cfg.prompt_form, "instructions": (LIST_HEADER + "1. ...\n" if cfg.prompt_form == "complete"
-                                                                 else CHAT_SYSTEM + "\n\n" + CHAT_TEMPLATE),
+            "prompt": {"form": cfg.prompt_form, "instructions": self._shown_bootstrap_prompt(),
                        "answers": ANSWER_SYSTEM + "\n\n" + ANSWER_TEMPLATE, "shots": cfg.shots,
                        "machine_shots": cfg.machine_shots, "answer_shots": cfg.answer_shots,
                        "description": cfg.description},

@@ -88,6 +88,8 @@ def test_seeds_read_from_nested_instances_and_flat_files(tmp_path):
     assert len(rows) == 175 and dropped == {}
     assert rows.column_names == ["instruction", "input", "output"]
     assert sum(1 for t in rows["input"] if not t) == 50
+    # a task made in Python without a recipe's seeds section reads the default columns
+    assert Instruction().standardize(load_dataset("json", data_files=str(SEEDS), split="train"), "x")[0].to_list() == rows.to_list()
     flat = tmp_path / "flat.jsonl"
     flat.write_text("\n".join(json.dumps(r) for r in [
         {"instruction": "Say hi.", "input": "", "output": "Hi!"}, {"instruction": "", "input": "", "output": "x"},

@@ -248,7 +248,7 @@ class Instruction(Task):
         Rows with an empty instruction or output are dropped and counted."""
         from ..errors import DataError
 
-        cfg = self.seeds
+        cfg = self.seeds if self.seeds is not None else self.seeds_class(path="")  # the default column names
         nested = cfg.instances_column is not None and cfg.instances_column in ds.column_names
         needed = [cfg.instruction_column] + ([cfg.instances_column] if nested else [cfg.output_column])
         for column in needed:
@@ -278,7 +278,7 @@ class Instruction(Task):
 
     def draw_seeds(self, real: Dataset) -> Dataset:
         """`seeds.count` random real tasks (all by default), in file order."""
-        if self.seeds.count is None or self.seeds.count >= len(real):
+        if self.seeds is None or self.seeds.count is None or self.seeds.count >= len(real):
             return real
         picked = random.Random(self.seeds.seed).sample(range(len(real)), self.seeds.count)
         return real.select(sorted(picked))

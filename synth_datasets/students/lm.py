@@ -273,16 +273,16 @@ def train_lm_on(data, config: LMStudentConfig, label_names: Sequence[str] = (), 
     names = list(label_names)
     work = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="synth-lm-"))
     cpu = not torch.cuda.is_available()
-    args = copy.copy(training_args) if training_args is not None else SFTConfig(
+    settings = dict(
         output_dir=str(work), learning_rate=config.learning_rate, num_train_epochs=config.epochs,
         max_steps=config.max_steps, per_device_train_batch_size=config.batch_size, max_length=config.max_length,
         seed=config.seed, save_strategy="no", report_to="none", logging_steps=1, lr_scheduler_type="cosine",
         warmup_steps=0.1, use_cpu=cpu, bf16=False, completion_only_loss=True, disable_tqdm=True,
         # TRL turns it on by default; a LoRA on a small model does not need the memory it saves, and
-        # recomputing activations cost 15% of a step here (same loss: benchmarks in docs/students.md)
+        # recomputing activations cost 15% of a step here (same loss: docs/students.md)
         gradient_checkpointing=False,
-        **(training_overrides or {}),
     )
+    args = copy.copy(training_args) if training_args is not None else SFTConfig(**{**settings, **(training_overrides or {})})
     args.output_dir = str(work)
     if prior is not None:
         model, tokenizer, peft_config = prior.model, prior.tokenizer, None

@@ -34,6 +34,7 @@ def plain_nll(student, prompts, references, max_tokens=256, batch_size=32) -> li
     import torch
 
     tok, model = student.tokenizer, student.model
+    model.eval()  # LoRA dropout off, as the student's own scoring does
     suffix = answer_suffix(tok)
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     texts = [tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]

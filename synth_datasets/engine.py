@@ -242,31 +242,24 @@ class VLLMEngine:
         the model's context cannot hold is not sent (vLLM would fail the whole batch): its
         completion carries the reason in `error`. `progress`: True for vLLM's own bars, False for
         none, or a tqdm bar of the whole stage that this call advances."""
-        if not conversations:
-            return []
-        out: list[Completion | None] = [self._too_long(conv) for conv in conversations]
-        todo = [i for i, c in enumerate(out) if c is None]
-        if todo:
-            params = self.sampling_params(sampling, json_schema)
-            use_tqdm = progress if isinstance(progress, bool) else functools.partial(_IntoBar, progress)
-            outputs = self.llm.chat([conversations[i] for i in todo], params, use_tqdm=use_tqdm)
-            for i, o in zip(todo, outputs):
-                out[i] = Completion(text=o.outputs[0].text, finish_reason=o.outputs[0].finish_reason,
-                                    prompt_tokens=len(o.prompt_token_ids or ()), completion_tokens=len(o.outputs[0].token_ids))
-        return out
+        return self._run(self.llm.chat, conversations, sampling, json_schema, progress)
 
     def complete(self, prompts: Sequence[str], sampling: SamplingConfig,
                  json_schema: dict | None = None, progress=True) -> list[Completion]:
         """Completion mode: each prompt is plain text the model continues (no chat template); the
         rest as `chat`."""
-        if not prompts:
+        return self._run(self.llm.generate, prompts, sampling, json_schema, progress)
+
+    def _run(self, call, requests: Sequence, sampling: SamplingConfig, json_schema: dict | None, progress) -> list[Completion]:
+        """`call` (vLLM's chat or generate) on the requests that fit the context, in one batch."""
+        if not requests:
             return []
-        out: list[Completion | None] = [self._too_long(prompt) for prompt in prompts]
+        out: list[Completion | None] = [self._too_long(request) for request in requests]
         todo = [i for i, c in enumerate(out) if c is None]
         if todo:
             params = self.sampling_params(sampling, json_schema)
             use_tqdm = progress if isinstance(progress, bool) else functools.partial(_IntoBar, progress)
-            outputs = self.llm.generate([prompts[i] for i in todo], params, use_tqdm=use_tqdm)
+            outputs = call([requests[i] for i in todo], params, use_tqdm=use_tqdm)
             for i, o in zip(todo, outputs):
                 out[i] = Completion(text=o.outputs[0].text, finish_reason=o.outputs[0].finish_reason,
                                     prompt_tokens=len(o.prompt_token_ids or ()), completion_tokens=len(o.outputs[0].token_ids))

@@ -279,7 +279,7 @@ def train_lm_on(data, config: LMStudentConfig, label_names: Sequence[str] = (), 
         seed=config.seed, save_strategy="no", report_to="none", logging_steps=1, lr_scheduler_type="cosine",
         warmup_steps=0.1, use_cpu=cpu, bf16=False, completion_only_loss=True, disable_tqdm=True,
         # TRL turns it on by default; a LoRA on a small model does not need the memory it saves, and
-        # recomputing activations cost 15% of a step here (same loss: docs/students.md)
+        # recomputing activations cost 17% or more of a step here (same loss: docs/students.md)
         gradient_checkpointing=False,
     )
     args = copy.copy(training_args) if training_args is not None else SFTConfig(**{**settings, **(training_overrides or {})})

@@ -44,12 +44,7 @@ def measure(recipe, form: str, requests: int) -> dict:
     task, seeds, _ = load_seeds(recipe)
     cfg = task.config
     runner = Runner(recipe)
-    sampling = {"max_tokens": cfg.instruction_max_tokens}
-    if form == "complete":
-        sampling["stop"] = ("\n\n", f"\n{cfg.shots + cfg.new_per_request + 1}.")
-        gen = runner.generator(parser="text", sampling=sampling, prompt_column="prompt")
-    else:
-        gen = runner.generator(json_schema=task.bootstrap_schema(), parser="json", sampling=sampling)
+    gen = task.bootstrap_generator(runner)
     prompts = task.prompts(seeds, seed=recipe.seeds.seed, requests=requests,
                            prompt_tokens=runner.prompt_tokens(cfg.instruction_max_tokens))
     out = runner(prompts.remove_columns("messages" if form == "complete" else "prompt"), gen, stage=f"form-{form}")

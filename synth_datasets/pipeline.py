@@ -142,7 +142,9 @@ def _run_recipe(recipe: Recipe, folder: Path, overwrite_run: bool) -> tuple[Path
     synthetic = task.synthesize(seeds, runner, seed=recipe.seeds.seed)
     seconds = time.perf_counter() - start
     logger.info("%d seed rows -> %d requests -> %d rows", len(seeds), runner.requests, len(synthetic))
-    kept, report = run_checks(synthetic, recipe.build_checks(), context=check_context(recipe, task, seeds),
+    # the evaluation split, when the bootstrap already read it, is not read again for decontaminate
+    context = check_context(recipe, task, seeds, test_texts=runner.holdout or None)
+    kept, report = run_checks(synthetic, recipe.build_checks(), context=context,
                               diversity=want_diversity(recipe), text_column=task.text_column,
                               label_column=task.label_column)
     engine_work = runner.engine_work()  # generation only: the judge's work is in its check's report

@@ -181,7 +181,7 @@ class Judge(Check):
                           generator_engine=replace(engine, model=model) if own else None)
         if out.control is None and (context.real_rows is not None or context.real_texts is not None):
             columns = out._columns()
-            if context.real_rows is not None and set(self._prompt_fields(out)) - {"text", "label"}:
+            if context.real_rows is not None and set(out._prompt()["fields"]) - {"text", "label"}:
                 # the judge reads more than a text and a label (instruction, input, output): whole rows
                 records = list(context.real_rows)
             else:
@@ -195,10 +195,6 @@ class Judge(Check):
             picked = sorted({round(i * (len(rows) - 1) / max(1, n - 1)) for i in range(n)})
             out = replace(out, control=tuple(rows[i] for i in picked))
         return out
-
-    @staticmethod
-    def _prompt_fields(judge) -> tuple:
-        return tuple(judge._prompt()["fields"])
 
     def _columns(self) -> list[str]:
         """The row columns the judge reads, in the order of its prompt's fields."""

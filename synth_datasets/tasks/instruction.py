@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import random
 import re
@@ -40,11 +41,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from datasets import Dataset, Features, List, Value
+from datasets import Dataset, Features, List, Value, concatenate_datasets
 
 from ..checks.instruction import SELF_INSTRUCT_WORDS, blocked_pattern
 from .base import SeedsConfig, Task, TaskConfig
 
+logger = logging.getLogger(__name__)
 MESSAGES = List({"role": Value("string"), "content": Value("string")})
 
 LIST_HEADER = "Come up with a series of tasks{about}:\n\n"
@@ -217,8 +219,6 @@ class InstructionConfig(TaskConfig):
             raise ValueError(f"prompt_form: {self.prompt_form!r} is not known; choose complete or chat")
         if self.export_format not in ("messages", "prompt_completion"):
             raise ValueError(f"export_format: {self.export_format!r} is not known; choose messages or prompt_completion")
-        if not self.blocked_words:
-            self.blocked_words = []
 
 
 class Instruction(Task):
@@ -342,6 +342,17 @@ class Instruction(Task):
                             "task.prompt_form, task.rounds and generator.model")
         return self.answer(seeds, instructions, runner, seed=seed)
 
+    def bootstrap_generator(self, runner):
+        """The `Generate` of a bootstrap request: the prompt form's mode, parser and stop rules."""
+        cfg = self.config
+        sampling = {"max_tokens": cfg.instruction_max_tokens}
+        if cfg.instruction_temperature is not None:
+            sampling["temperature"] = cfg.instruction_temperature
+        if cfg.prompt_form == "complete":  # a blank line or the number after the last one asked for ends the list
+            sampling["stop"] = ("\n\n", f"\n{cfg.shots + cfg.new_per_request + 1}.")
+            return runner.generator(parser="text", sampling=sampling, prompt_column="prompt")
+        return runner.generator(json_schema=self.bootstrap_schema(), parser="json", sampling=sampling)
+
     def bootstrap(self, seeds: Dataset, runner, *, seed: int, want: int) -> Dataset:
         """Stage 1: new instructions, in rounds, each kept only if novel (see the module docstring)."""
         from ..checks.leakage import Decontaminate
@@ -349,14 +360,7 @@ class Instruction(Task):
 
         cfg = self.config
         completion = cfg.prompt_form == "complete"
-        sampling = {"max_tokens": cfg.instruction_max_tokens}
-        if cfg.instruction_temperature is not None:
-            sampling["temperature"] = cfg.instruction_temperature
-        if completion:  # a blank line or the number after the last one asked for ends the list
-            sampling["stop"] = ("\n\n", f"\n{cfg.shots + cfg.new_per_request + 1}.")
-            gen = runner.generator(parser="text", sampling=sampling, prompt_column="prompt")
-        else:
-            gen = runner.generator(json_schema=self.bootstrap_schema(), parser="json", sampling=sampling)
+        gen = self.bootstrap_generator(runner)
         pattern = blocked_pattern(tuple(cfg.blocked_words)) if cfg.blocked_words else re.compile(r"(?!x)x")
         novelty = RougeNovelty(cfg.novelty_threshold)
         for text in _unique(seeds["instruction"]):
@@ -419,9 +423,7 @@ class Instruction(Task):
             "novelty_threshold": cfg.novelty_threshold, "holdout_instructions": len(holdout),
         }
         if got < want:
-            import logging
-
-            logging.getLogger(__name__).warning(
+            logger.warning(
                 "bootstrap: %d of %d instructions kept after %d rounds (%s); raise task.rounds or lower task.instructions",
                 got, want, len(rounds), ", ".join(f"{why} {n}" for why, n in dropped.most_common()))
         return Dataset.from_dict(kept, features=Features({"instruction": Value("string"), "round": Value("int64"),
@@ -456,7 +458,7 @@ class Instruction(Task):
             rows["row_id"].append(_id("answer", seed, instruction, messages))
             rows["request_messages"].append(messages)
         prompts = Dataset.from_dict(rows, features=Features({"row_id": Value("string"), "request_messages": MESSAGES}))
-        prompts = _concat_columns(prompts, instructions)
+        prompts = concatenate_datasets([prompts, instructions], axis=1)
         gen = runner.generator(json_schema=self.json_schema(), parser="json", messages_column="request_messages")
         out = runner(prompts, gen, stage="generate")
         return out.map(self._finish, batched=True, desc="messages", features=Features({
@@ -552,8 +554,3 @@ def _fit(shown: list[str], budget: int | None) -> list[str]:
             used += len(task) + 8
     return out or shown[:1]
 
-
-def _concat_columns(left: Dataset, right: Dataset) -> Dataset:
-    from datasets import concatenate_datasets
-
-    return concatenate_datasets([left, right], axis=1)

@@ -165,8 +165,8 @@ class Generate:
         if self.model is not None:
             self.engine = replace(self.engine, model=self.model)
         self.model = self.engine.model
-        get_parser(self.parser)  # a clear error now for an unknown parser
-        if self.parser != "text" and self.json_schema is None:
+        parser = get_parser(self.parser)  # a clear error now for an unknown parser
+        if self.parser != "text" and self.json_schema is None and getattr(parser, "parser_needs_schema", True):
             raise ValueError(f"parser={self.parser!r} needs a json_schema (the task's `json_schema(...)`)")
         self.fields = parser_fields(self.parser, self.json_schema)
         self._stats = EngineStats()

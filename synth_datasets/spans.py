@@ -107,16 +107,17 @@ def locate(text: str, wanted: Sequence[Field], ignore_case: bool = True) -> tupl
     """The spans of `wanted` values in `text`, and the reasons the row cannot be used (empty when it
     can): a value that is not there in any allowed form ("missing"), or one whose only places are
     shared with another value that has a different label or value ("ambiguous": which is which cannot
-    be told). Every place of a value is labelled; where one form's match lies inside a longer match of
-    another wanted value, the longer one wins."""
+    be told). Every place of a value is labelled; where a match lies inside a longer one (another
+    value, or a longer form of the same value), the longer one wins."""
     candidates: list[tuple[int, int, int]] = []  # (start, end, index into wanted)
     for i, w in enumerate(wanted):
         for form in w.all_forms():
             candidates += [(s, e, i) for s, e in occurrences(text, form, ignore_case)]
     candidates = sorted(set(candidates))
-    # a match strictly inside a longer match of another value is not a place of its own
+    # a match inside a longer match (of another value, or a longer form of the same one: "35.10" in
+    # "$35.10") is not a place of its own
     kept = [c for c in candidates
-            if not any(o[0] <= c[0] and c[1] <= o[1] and (o[1] - o[0]) > (c[1] - c[0]) and o[2] != c[2] for o in candidates)]
+            if not any(o[0] <= c[0] and c[1] <= o[1] and (o[1] - o[0]) > (c[1] - c[0]) for o in candidates)]
     problems: list[str] = []
     by_place: dict[tuple[int, int], set[int]] = {}
     for s, e, i in kept:

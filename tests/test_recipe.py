@@ -34,7 +34,7 @@ def test_shipped_recipe_loads():
     ({"name": "t", "task": {"per_label": 2}}, "seeds: required field is missing"),
     ({"name": "t", "seeds": {}}, "seeds.path: required field is missing"),
     (minimal(task={"per_label": 2, "balance_to": 3}), "exactly one of per_label"),
-    (minimal(task={"kind": "summaries", "per_label": 2}), "task.kind: 'summaries' is not a known task; choose one of ['classification', 'instruction']"),
+    (minimal(task={"kind": "summaries", "per_label": 2}), "task.kind: 'summaries' is not a known task; choose one of ['classification', 'extraction', 'instruction']"),
     (minimal(engine={"max_model_len": 4}), "engine.max_model_len must be >= 16"),
     (minimal(engine={"dtype": "fp8"}), "engine.dtype must be one of"),
     (minimal(engine={"dtpye": "auto"}), "engine.dtpye: unknown field; did you mean 'dtype'"),

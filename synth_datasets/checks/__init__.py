@@ -20,7 +20,7 @@ or in order with a report of rows in / removed / kept per check and rows per lab
                               context=CheckContext(real_texts=seeds["text"], test_texts=test["text"]))
 
 Families (the names recipes use), as the card groups them:
-    structure   parsed, schema, length, language, meta_text, truncated, refusal, text_only
+    structure   parsed, schema, length, language, meta_text, truncated, refusal, text_only, spans
     duplicates  exact_dedup, near_dedup, rouge_novelty (Self-Instruct's ROUGE-L > 0.7 novelty filter)
     diversity   semantic_dedup (embedding near-duplicates; `run_checks(..., diversity=True)` also
                 reports distinct-n, mean pairwise distance and near-duplicate share per label)
@@ -50,10 +50,11 @@ from .leakage import Decontaminate, RealCopies
 from .report import CheckReport, run_checks
 from .rouge import RougeNoveltyCheck
 from .semantic import SemanticDuplicates, diversity
+from .spans import Spans
 from .structure import Language, Schema
 from .text import MetaText
 
-_BUILT_IN = (Parsed, Schema, Length, Language, MetaText, Truncated, Refusal, TextOnly, ExactDuplicates, NearDuplicates,
+_BUILT_IN = (Parsed, Schema, Length, Language, MetaText, Truncated, Refusal, TextOnly, Spans, ExactDuplicates, NearDuplicates,
              RougeNoveltyCheck, SemanticDuplicates, RealCopies, Decontaminate, LabelAgreement, Judge)
 CHECKS = Registry("synth_datasets.checks", "check")
 for _cls in _BUILT_IN:
@@ -105,7 +106,7 @@ def missing_requirements(check: Check) -> list[str]:
 __all__ = [
     "CHECKS", "FAMILIES", "FAMILY_NAMES", "Check", "CheckContext", "CheckReport", "Decontaminate", "ExactDuplicates",
     "Judge", "LabelAgreement", "Language", "Length", "MetaText", "NearDuplicates", "Parsed", "RealCopies", "Refusal",
-    "RougeNoveltyCheck", "Schema", "TextOnly", "Truncated",
+    "RougeNoveltyCheck", "Schema", "Spans", "TextOnly", "Truncated",
     "ScoreCheck", "SemanticDuplicates", "build_check", "check_families", "code_digest", "diversity",
     "missing_requirements", "normalize_text", "run_checks", "score_check",
 ]

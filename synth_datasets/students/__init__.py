@@ -58,7 +58,7 @@ class LMKind:
     question for a row is `prompt`, else the task's (`Task.student_prompt`, from the recipe)."""
 
     name = "lm"
-    tasks = ("classification", "instruction")
+    tasks = ("classification", "instruction", "extraction")
     requires = ("trl", "peft", "torch")
     settings_class = LMStudentConfig
     recipe_fields = {"lm_model": "model", "lm_epochs": "epochs"}

@@ -11,15 +11,17 @@ which becomes the row's `parse_error`.
 from __future__ import annotations
 
 from ..registry import BUILTIN, Registry
-from . import classification, instruction
+from . import classification, extraction, instruction
 from .base import SeedsConfig, Task, TaskConfig
 from .classification import Classification
+from .extraction import Extraction
 from .instruction import Instruction
 from .jsonparse import parse_json, parse_text, schema_features, schema_fields
 
 TASKS = Registry("synth_datasets.tasks", "task")
 TASKS.register("classification", Classification, BUILTIN)
 TASKS.register("instruction", Instruction, BUILTIN)
+TASKS.register("extraction", Extraction, BUILTIN)
 
 
 class _Format:
@@ -61,5 +63,5 @@ def get_task(kind: str, field: str = "task.kind") -> type[Task]:
     return TASKS.lookup(kind, field)
 
 
-__all__ = ["TASKS", "FORMATS", "Classification", "Instruction", "SeedsConfig", "Task", "TaskConfig", "classification", "get_parser",
-           "get_task", "instruction", "parse_json", "parse_text", "parser_features", "parser_fields", "schema_fields"]
+__all__ = ["TASKS", "FORMATS", "Classification", "Extraction", "Instruction", "SeedsConfig", "Task", "TaskConfig", "classification", "get_parser",
+           "extraction", "get_task", "instruction", "parse_json", "parse_text", "parser_features", "parser_fields", "schema_fields"]

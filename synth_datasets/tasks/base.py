@@ -119,6 +119,7 @@ class Task:
         return None
 
     parser: ClassVar[str] = ""  # the name `Generate(parser=...)` looks up; the task's own name by default
+    parser_needs_schema: ClassVar[bool] = True  # False: `parse` reads free text (no JSON schema constrains it)
 
     @classmethod
     def parse(cls, row: dict, completion, json_schema: dict | None) -> tuple[dict, str | None]:

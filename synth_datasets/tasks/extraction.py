@@ -1,0 +1,527 @@
+"""Structured extraction with ground truth known by construction: records first, then documents,
+then realistic noise, with every character span still exact.
+
+    records   sampled from the recipe's schema (records.py): Faker values in a locale, pools of the
+              seed rows' own entities, lists; formulas and rules checked on every record
+    documents the generator writes one document per record, shown a few real seed documents for
+              style; every value is looked up in the text (exact, or in one of its allowed forms:
+              "$1,200.00" / "1,200.00 USD" / "1.200,00"), its span recorded; a row whose value is
+              missing, changed or ambiguous gets that reason as its `parse_error` and is dropped
+              by the `parsed` check, counted in the card
+    noise     typos, OCR confusions, case, punctuation, whitespace and line-break damage, section
+              order, other value formats (spans.py), each at the recipe's rate, every edit through
+              an offset map: afterwards `text[start:end]` is still each value's (noised) form; the
+              clean text and spans are kept beside
+    outputs   `entities` (character spans: start, end, label, text, value), `tokens` + `tags`
+              (BIO, IOB2, the recipe's tokenizer), `record` (the ground truth as JSON) and
+              `messages` (document -> JSON, TRL's conversational format)
+
+The default prompt form is a few-shot list that the model continues in completion mode: real seed
+documents with their values, then the new record's values and "Text:". For a 135M model this gave
+no meta-text on the instruction task (docs/instruction-following.md); `prompt_form: chat` sends a
+chat request instead, for strong generators.
+
+`Extraction` is the task (tasks/base.py) recipes name as `kind: extraction`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from datasets import Dataset, Features, List, Value
+
+from ..records import RecordSchema, SchemaError, surface_forms
+from ..spans import Field, NoiseConfig, Span, SpanError, add_noise, check_spans, locate, to_bio
+from .base import SeedsConfig, Task, TaskConfig
+
+MESSAGES = List({"role": Value("string"), "content": Value("string")})
+ENTITY = {"start": Value("int64"), "end": Value("int64"), "label": Value("string"), "text": Value("string"),
+          "value": Value("string")}
+ENTITIES = List(ENTITY)
+SEPARATOR = "###"
+LIST_HEADER = "Examples of {document}, each written to contain the values listed above it.\n"
+EXAMPLE = "{sep}\nValues:\n{values}\nText:\n{text}\n"
+CHAT_SYSTEM = "You write realistic example documents for training an information-extraction model. Reply with the document only."
+CHAT_TEMPLATE = """Write {document} that contains each of these values, word for word:
+{values}
+
+Do not add other values of these kinds. Real examples of the style:
+{examples}"""
+EXTRACT_PROMPT = "Extract the values of this text as JSON.\n\nText: {text}"
+JUDGE_TEMPLATE = """Document: {text}
+
+Extracted values (JSON): {record}
+
+Criteria:
+{criteria}"""
+JUDGE_CRITERIA = {
+    "realistic": "Does the document read like a real one of its kind (not a list of values, no instructions or commentary)?",
+    "consistent": "Does the document state each extracted value as the value of that field, and no conflicting one?",
+}
+
+
+MAX_REDRAWS = 100
+
+
+def colliding(wanted: Sequence) -> list[str]:
+    """The forms that two different fields of one record share ("440.58" as unit price and line
+    total when the quantity is 1): a document that writes it cannot say which field it is, so such a
+    record is drawn again (which the card counts: it shifts the distribution away from such records)."""
+    owners: dict[str, set] = {}
+    for label, value, forms in wanted:
+        for form in forms or [value]:
+            owners.setdefault(form.casefold(), set()).add(label)
+    return sorted(form for form, labels in owners.items() if len(labels) > 1)
+
+
+def _id(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()[:16]
+
+
+# -- recipe sections ---------------------------------------------------------------------------------
+
+@dataclass
+class ExtractionSeeds(SeedsConfig):
+    """`seeds:` of an extraction recipe: real documents with their entities as character spans
+    (`entities`: [{start, end, label}]), or as tokens + BIO tags, and/or a ground-truth record."""
+
+    text_column: str = "text"
+    entities_column: str | None = field(default="entities", metadata={"help": "Column of [{start, end, label}] character spans (end exclusive)."})
+    tokens_column: str | None = field(default="tokens", metadata={"help": "Tokens + BIO tags, used when there is no entities column."})
+    tags_column: str | None = "tags"
+    record_column: str | None = field(default=None, metadata={"help": "Column with the document's ground-truth record (a JSON object)."})
+    count: int | None = field(default=None, metadata={"help": "Real documents drawn as seeds; default: all."})
+
+    def __post_init__(self):
+        if self.count is not None and self.count < 1:
+            raise ValueError(f"count must be >= 1, got {self.count}")
+
+
+@dataclass
+class ExtractionConfig(TaskConfig):
+    """`task:` of an extraction recipe."""
+
+    schema: Any = field(default=None, metadata={"help": "The record schema: a JSON Schema file (relative to the recipe) or an inline mapping, with x- value sources (records.py)."})
+    document: str = field(default="short texts", metadata={"help": "What the documents are, in the plural: 'restaurant search queries', 'invoices'."})
+    records: int = field(default=100, metadata={"help": "Records (so documents) to generate."})
+    locale: str = field(default="en_US", metadata={"help": "Faker locale of generated names, companies, addresses."})
+    pools: dict = field(default_factory=dict, metadata={"help": "Named lists of values for x-pool."})
+    pools_from_seeds: bool = field(default=True, metadata={"help": "Each entity label of the seed rows becomes a pool of their texts."})
+    prompt_form: str = field(default="complete", metadata={"help": "complete: few-shot list continued in completion mode; chat: a chat request."})
+    shots: int = field(default=4, metadata={"help": "Seed documents shown per request."})
+    noise: dict | None = field(default_factory=dict, metadata={"help": "Noise rates (spans.NoiseConfig fields); null: none."})
+    tokenizer: str = field(default="whitespace", metadata={"help": "Tokens of the BIO output: whitespace (MIT Restaurant's) or words (punctuation apart)."})
+    max_chars: int = field(default=800, metadata={"help": "Longest document kept (characters)."})
+    extract_prompt: str = field(default=EXTRACT_PROMPT, metadata={"help": "User turn of the document -> JSON pair; {text} is the document."})
+
+    def __post_init__(self):
+        if self.records < 1 or self.shots < 0:
+            raise ValueError("records must be >= 1 and shots >= 0")
+        if self.prompt_form not in ("complete", "chat"):
+            raise ValueError(f"prompt_form: {self.prompt_form!r} is not known; choose complete or chat")
+        if self.tokenizer not in ("whitespace", "words"):
+            raise ValueError(f"tokenizer: {self.tokenizer!r} is not known; choose whitespace or words")
+        if "{text}" not in self.extract_prompt:
+            raise ValueError("extract_prompt must contain {text}, where the document goes")
+        if self.noise is not None:
+            try:
+                NoiseConfig(**self.noise)
+            except TypeError as err:
+                known = ", ".join(f for f in NoiseConfig.__dataclass_fields__)
+                raise ValueError(f"noise: {err}; known rates: {known}") from None
+
+    def noise_config(self) -> NoiseConfig | None:
+        return None if self.noise is None else NoiseConfig(**self.noise)
+
+
+def load_schema(schema, base: Path | None = None) -> dict:
+    """The schema mapping: inline, or read from a JSON (or YAML) file."""
+    if isinstance(schema, dict):
+        return schema
+    if not isinstance(schema, str) or not schema:
+        raise SchemaError("task.schema: give a JSON Schema file or an inline mapping (see recipes/schemas/)")
+    path = Path(schema).expanduser()
+    if not path.is_absolute() and base is not None:
+        path = base / path
+    if not path.is_file():
+        raise SchemaError(f"task.schema: {str(path)!r} does not exist (relative paths start at the recipe's folder)")
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        return yaml.safe_load(text)
+    return json.loads(text)
+
+
+def is_flat(record: dict) -> bool:
+    """No nested objects (a list of plain values is a label that occurs more than once)."""
+    return all(not isinstance(v, dict) and not (isinstance(v, list) and any(isinstance(x, (dict, list)) for x in v))
+               for v in record.values())
+
+
+def show_values(record: dict) -> str:
+    """A record as the prompt shows it: `- label: value` lines for a flat record (one line per value
+    of a repeated label), indented JSON otherwise."""
+    if is_flat(record):
+        return "\n".join(f"- {k}: {x}" for k, v in record.items() for x in (v if isinstance(v, list) else [v]))
+    return json.dumps(record, ensure_ascii=False, indent=1)
+
+
+def entities_record(entities: Sequence[dict]) -> dict:
+    """The record of a document known only by its entities: label -> text (a list where a label
+    occurs more than once), in order of appearance."""
+    out: dict[str, Any] = {}
+    for e in sorted(entities, key=lambda e: e["start"]):
+        if e["label"] in out:
+            out[e["label"]] = (out[e["label"]] if isinstance(out[e["label"]], list) else [out[e["label"]]]) + [e["text"]]
+        else:
+            out[e["label"]] = e["text"]
+    return out
+
+
+class Extraction(Task):
+    """Extraction / NER: rows `text`, `entities`, `record` (+ `tokens`, `tags`, `messages`); no labels."""
+
+    name = "extraction"
+    config_class = ExtractionConfig
+    seeds_class = ExtractionSeeds
+    columns = ("text", "entities", "record")
+    text_column = "text"
+    label_column = None
+    parser_needs_schema = False  # documents are free text; parse finds the values in them
+    # the LM student reads each document and writes its record as JSON: scored field by field
+    # (micro-F1 over (field, value) pairs of its greedy answers) and by the reference NLL of the
+    # record; the token-classification student (entity-level F1) is the next step of issue 19
+    metrics = ("field_f1", "nll")
+    metric_names = {"field_f1": "field F1", "nll": "NLL/token"}
+    percent_metrics = ("field_f1",)
+    lower_is_better = ("nll",)
+    default_student = "lm"
+    card_template = "dataset_card.md"
+    hub_task_categories = ["token-classification"]
+
+    def validate(self, recipe) -> None:
+        """The schema is read here (relative to the recipe) and kept inline, so that the recipe's
+        fingerprint (and the cache) follows the schema's content, not its path."""
+        from ..errors import RecipeError
+
+        try:
+            self.config.schema = load_schema(self.config.schema, Path(recipe.base_dir))
+            RecordSchema(self.config.schema, self.config.locale, {**self._placeholder_pools(), **self.config.pools})
+        except SchemaError as err:
+            raise RecipeError(f"task.schema: {err}") from None
+
+    def _placeholder_pools(self) -> dict:
+        """Pools the seed rows will fill (their labels are not known before the data is read)."""
+        if not self.config.pools_from_seeds:
+            return {}
+        names = set()
+
+        def walk(node):
+            if isinstance(node, dict):
+                if "x-pool" in node:
+                    names.add(node["x-pool"])
+                for v in node.values():
+                    walk(v)
+            elif isinstance(node, list):
+                for v in node:
+                    walk(v)
+        walk(self.config.schema)
+        return {n: ["?"] for n in names}
+
+    # -- real rows ------------------------------------------------------------------------------
+    def standardize(self, ds: Dataset, where: str) -> tuple[Dataset, dict[str, int]]:
+        """Rows `text`, `entities` (spans checked against the text) and `record` (JSON). Rows with an
+        empty text or a span that does not hold are dropped and counted."""
+        from ..errors import DataError
+        from ..spans import from_bio
+
+        cfg = self.seeds if self.seeds is not None else self.seeds_class(path="")
+        has_entities = cfg.entities_column and cfg.entities_column in ds.column_names
+        has_bio = cfg.tokens_column in ds.column_names and cfg.tags_column in ds.column_names
+        has_record = cfg.record_column and cfg.record_column in ds.column_names
+        if not (has_entities or has_bio or has_record) or (has_entities and cfg.text_column not in ds.column_names):
+            raise DataError(f"{where}: the data needs {cfg.text_column!r} + {cfg.entities_column!r} (character spans), "
+                            f"{cfg.tokens_column!r} + {cfg.tags_column!r} (BIO), or a record column; it has "
+                            f"{ds.column_names}. Set seeds.text_column / entities_column / tokens_column / record_column")
+        rows: dict[str, list] = {"text": [], "entities": [], "record": []}
+        dropped: Counter = Counter()
+        for r in ds:
+            if has_entities:
+                text = str(r[cfg.text_column] or "")
+                spans = [Span(int(e["start"]), int(e["end"]), str(e["label"]), text[int(e["start"]):int(e["end"])])
+                         for e in (r[cfg.entities_column] or [])]
+            elif has_bio:
+                try:
+                    text, spans = from_bio(r[cfg.tokens_column], r[cfg.tags_column])
+                except SpanError:
+                    dropped["bad BIO tags"] += 1
+                    continue
+            else:
+                text, spans = str(r[cfg.text_column] or ""), []
+            if not text.strip():
+                dropped["empty text"] += 1
+                continue
+            if check_spans(text, spans):
+                dropped["span does not hold"] += 1
+                continue
+            entities = [s.as_dict(text) for s in spans]
+            if has_record:
+                record = r[cfg.record_column]
+                record = record if isinstance(record, str) else json.dumps(record, ensure_ascii=False, default=_plain)
+            else:
+                record = json.dumps(entities_record(entities), ensure_ascii=False)
+            rows["text"].append(text)
+            rows["entities"].append(entities)
+            rows["record"].append(record)
+        features = Features({"text": Value("string"), "entities": ENTITIES, "record": Value("string")})
+        return Dataset.from_dict(rows, features=features), dict(dropped)
+
+    def draw_seeds(self, real: Dataset) -> Dataset:
+        if self.seeds is None or self.seeds.count is None or self.seeds.count >= len(real):
+            return real
+        picked = random.Random(self.seeds.seed).sample(range(len(real)), self.seeds.count)
+        return real.select(sorted(picked))
+
+    # -- generation -----------------------------------------------------------------------------
+    def record_schema(self, seeds: Dataset) -> RecordSchema:
+        """The sampler, with pools from these seeds' entities (each draw only its own) and the recipe's."""
+        pools: dict[str, list[str]] = {}
+        if self.config.pools_from_seeds:
+            for entities in seeds["entities"]:
+                for e in entities:
+                    pools.setdefault(e["label"], [])
+                    if e["text"] not in pools[e["label"]]:
+                        pools[e["label"]].append(e["text"])
+        for name, values in self.config.pools.items():
+            pools[name] = list(dict.fromkeys([*pools.get(name, []), *values]))
+        # a pool no seed row fills stays empty: its optional fields are then never drawn
+        pools = {**{n: [] for n in self._placeholder_pools()}, **pools}
+        return RecordSchema(load_schema(self.config.schema), self.config.locale, pools)
+
+    def prompts(self, seeds: Dataset, *, seed: int, per_label: int | None = None, prompt_tokens: int | None = None) -> Dataset:
+        """One request per record: `row_id`, `prompt` (completion form) or `messages` (chat form),
+        `record` (JSON), `wanted` (JSON list of [label, value, forms] to find in the document)."""
+        cfg = self.config
+        sampler = self.record_schema(seeds)
+        n = per_label or cfg.records
+        examples = [(json.loads(r), t) for r, t in zip(seeds["record"], seeds["text"])]
+        budget = None if prompt_tokens is None else max(400, 2 * prompt_tokens)  # chars, at a cautious 2 per token
+        rows: dict[str, list] = {"row_id": [], "prompt": [], "messages": [], "record": [], "wanted": [], "redrawn": []}
+        for i in range(n):
+            rng = random.Random(f"{seed}:extraction:{i}")
+            for redrawn in range(MAX_REDRAWS):
+                record = sampler.sample(rng)
+                wanted = [[leaf.label, str(leaf.value), surface_forms(leaf, node)] for leaf, node in sampler.leaves(record)]
+                if not colliding(wanted):
+                    break
+            else:
+                raise SchemaError(f"task.schema: {MAX_REDRAWS} records in a row had two fields with the same value "
+                                  f"({colliding(wanted)}); a document could not say which is which. Widen the "
+                                  "value ranges or pools")
+            shown = rng.sample(examples, min(cfg.shots, len(examples)))
+            shown = _fit(shown, budget)
+            if cfg.prompt_form == "complete":
+                listed = "".join(EXAMPLE.format(sep=SEPARATOR, values=show_values(r), text=t) for r, t in shown)
+                prompt = (LIST_HEADER.format(document=cfg.document) + listed
+                          + f"{SEPARATOR}\nValues:\n{show_values(record)}\nText:\n")
+                messages = []
+            else:
+                prompt = ""
+                examples_text = "\n\n".join(t for _, t in shown) or "(none)"
+                user = CHAT_TEMPLATE.format(document=f"one of {cfg.document}", values=show_values(record),
+                                            examples=examples_text)
+                messages = [{"role": "system", "content": CHAT_SYSTEM}, {"role": "user", "content": user}]
+            rows["row_id"].append(_id("extraction", seed, i, prompt, messages, record))
+            rows["prompt"].append(prompt)
+            rows["messages"].append(messages)
+            rows["record"].append(json.dumps(record, ensure_ascii=False))
+            rows["wanted"].append(json.dumps(wanted, ensure_ascii=False))
+            rows["redrawn"].append(redrawn)
+        return Dataset.from_dict(rows, features=Features({"row_id": Value("string"), "prompt": Value("string"),
+                                                          "messages": MESSAGES, "record": Value("string"),
+                                                          "wanted": Value("string"), "redrawn": Value("int64")}))
+
+    def synthesize(self, seeds: Dataset, runner, *, seed: int, per_label: int | None = None) -> Dataset:
+        prompts = self.prompts(seeds, seed=seed, per_label=per_label, prompt_tokens=runner.prompt_tokens())
+        if self.config.prompt_form == "complete":
+            gen = runner.generator(parser=self.name, sampling={"stop": (SEPARATOR,)}, prompt_column="prompt")
+        else:
+            gen = runner.generator(parser=self.name)
+        out = runner(prompts, gen, stage="generate")
+        return out.map(self.finish, with_indices=False, desc="noise and spans", features=self.output_features(out.features))
+
+    def output_features(self, features: Features) -> Features:
+        return Features({**features, "clean_text": Value("string"), "clean_entities": ENTITIES, "noise": Value("string"),
+                         "tokens": List(Value("string")), "tags": List(Value("string")), "messages": MESSAGES})
+
+    def finish(self, row: dict) -> dict:
+        """Noise (seeded by the row id), BIO tags and the extraction pair of one generated row. A row
+        that failed to parse passes through with empty outputs; a span the tokenizer cannot tag
+        becomes its parse_error."""
+        out = {"clean_text": row["text"], "clean_entities": row["entities"], "noise": None, "tokens": [], "tags": [],
+               "messages": []}
+        if row["parse_error"] is not None or row["text"] is None:
+            return out
+        spans = [Span(e["start"], e["end"], e["label"], e["value"]) for e in row["entities"]]
+        text, noise = row["text"], self.config.noise_config()
+        if noise is not None:
+            rng = random.Random(f"noise:{row['row_id']}")
+            forms = {(w[0], w[1]): w[2] for w in json.loads(row["wanted"])}
+            text, spans, report = add_noise(text, spans, noise, rng, lambda s: forms.get((s.label, s.value), []))
+            out["noise"] = json.dumps(report.applied, sort_keys=True)
+        entities = [s.as_dict(text) for s in spans]
+        try:
+            tokens, tags = to_bio(text, spans, self.config.tokenizer)
+        except SpanError as err:
+            return {**out, "text": text, "entities": entities, "parse_error": f"tokens: {err}"}
+        return {**out, "text": text, "entities": entities, "tokens": tokens, "tags": tags,
+                "messages": self.pair(text, row["record"])}
+
+    def pair(self, text: str, record: str) -> list[dict]:
+        """The document -> JSON extraction pair in TRL's conversational format."""
+        return [{"role": "user", "content": self.config.extract_prompt.format(text=text)},
+                {"role": "assistant", "content": json.dumps(json.loads(record), ensure_ascii=False)}]
+
+    @classmethod
+    def parse(cls, row: dict, completion, json_schema: dict | None) -> tuple[dict, str | None]:
+        """The document and the spans of the record's values in it; never raises. Errors: cut off,
+        empty, and every value that is missing or ambiguous (the reasons joined)."""
+        empty = {"text": None, "entities": []}
+        if completion.finish_reason == "length":
+            return empty, "cut off at max_tokens"
+        text = (completion.text or "").split(SEPARATOR)[0].strip().strip('"').strip()
+        if not text:
+            return empty, "empty document"
+        wanted = [Field(label, value, tuple(forms)) for label, value, forms in json.loads(row["wanted"])]
+        spans, problems = locate(text, wanted)
+        if problems:
+            return {"text": text, "entities": []}, "; ".join(problems)
+        return {"text": text, "entities": [s.as_dict(text) for s in spans]}, None
+
+    @classmethod
+    def features(cls, json_schema: dict | None) -> dict:
+        return {"text": Value("string"), "entities": ENTITIES}
+
+    # -- students ---------------------------------------------------------------------------------
+    def conversations(self, rows) -> dict[str, list]:
+        """Document -> JSON pairs in TRL's conversational prompt-completion shape."""
+        talk = [self.pair(t, r) for t, r in zip(rows["text"], rows["record"])]
+        return {"prompt": [t[:1] for t in talk], "completion": [t[1:] for t in talk]}
+
+    def score(self, predictions: Sequence, rows) -> dict[str, float]:
+        """`field_f1`: micro-F1 of the (field, value) pairs in the answers read as JSON against the
+        records' (values compared case-folded, whitespace collapsed; an answer that is not JSON
+        predicts nothing), over the rows that have an answer; `nll`: the mean reference NLL."""
+        if len(predictions) != len(rows):
+            raise ValueError(f"{len(predictions)} predictions for {len(rows)} rows")
+        tp = n_pred = n_gold = 0
+        for p, record in zip(predictions, rows["record"]):
+            if p.get("answer") is None:
+                continue
+            gold = field_pairs(json.loads(record))
+            try:
+                pred = field_pairs(json.loads(p["answer"]))
+            except (ValueError, TypeError, AttributeError):
+                pred = Counter()
+            tp += sum((gold & pred).values())
+            n_pred += sum(pred.values())
+            n_gold += sum(gold.values())
+        nll = [p["nll"] for p in predictions if p.get("nll") is not None]
+        return {"field_f1": 2 * tp / (n_pred + n_gold) if n_pred + n_gold else float("nan"),
+                "nll": sum(nll) / len(nll) if nll else float("nan")}
+
+    # -- checks, judge, card ---------------------------------------------------------------------------
+    def judge_prompt(self) -> dict:
+        return {"system": "You review generated training data for an information-extraction model: a document and "
+                          "the values it should contain. You answer only with the JSON object asked for, and you are "
+                          "strict.",
+                "template": JUDGE_TEMPLATE, "criteria": dict(JUDGE_CRITERIA), "fields": ("text", "record")}
+
+    def provenance(self, seeds: Dataset, prompts: Dataset, kept: Dataset) -> dict:
+        cfg = self.config
+        labels = Counter(e["label"] for entities in kept["entities"] for e in entities) if len(kept) else Counter()
+        seed_labels = Counter(e["label"] for entities in seeds["entities"] for e in entities)
+        noise = Counter()
+        if "noise" in kept.column_names:
+            for n in kept["noise"]:
+                noise.update(json.loads(n) if n else {})
+        return {"prompt": {"form": cfg.prompt_form, "document": cfg.document, "shots": cfg.shots,
+                           "template": (LIST_HEADER.format(document=cfg.document)
+                                        + EXAMPLE.format(sep=SEPARATOR, values="<a seed's values>", text="<its text>")
+                                        + f"{SEPARATOR}\nValues:\n<the record's values>\nText:\n")
+                           if cfg.prompt_form == "complete" else CHAT_SYSTEM + "\n\n" + CHAT_TEMPLATE},
+                "records": {"requested": len(prompts),
+                            "redrawn": int(sum(prompts["redrawn"])) if "redrawn" in prompts.column_names else 0},
+                "schema": cfg.schema, "locale": cfg.locale, "noise": cfg.noise, "tokenizer": cfg.tokenizer,
+                "entities": {"seeds": dict(seed_labels), "kept": dict(labels)}, "noise_applied": dict(noise)}
+
+
+def _plain(value):
+    """JSON for what `load_dataset` made of a record's values: Arrow reads "2024-02-12" as a date."""
+    import datetime as dt
+
+    if isinstance(value, dt.datetime) and value.time() == dt.time(0):
+        return value.date().isoformat()
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} in a record is not JSON")
+
+
+def _fit(shown: list, budget: int | None) -> list:
+    """Shown examples, long ones dropped until they fit `budget` characters."""
+    if budget is None:
+        return shown
+    out, used = [], 0
+    for record, text in shown:
+        size = len(text) + len(show_values(record)) + 24
+        if used + size <= budget:
+            out.append((record, text))
+            used += size
+    return out
+
+
+def field_pairs(record) -> Counter:
+    """The (field path without list indices, normalised value) pairs of a record, with counts."""
+    out: Counter = Counter()
+
+    def walk(value, path):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{path}.{k}" if path else str(k))
+        elif isinstance(value, list):
+            for v in value:
+                walk(v, path)
+        elif value is not None:
+            out[(path, " ".join(str(value).casefold().split()))] += 1
+
+    if not isinstance(record, dict):
+        raise TypeError("a record is a JSON object")
+    walk(record, "")
+    return out
+
+
+def span_problems(text: str, entities: Sequence[dict], tokens: Sequence[str] | None = None,
+                  tags: Sequence[str] | None = None, tokenizer: str = "whitespace") -> list[str]:
+    """What does not hold in a row: each span against the text (`text[start:end]` is its recorded
+    `text`), overlaps, and the BIO tags against the spans. Empty when everything holds."""
+    spans = [Span(e["start"], e["end"], e["label"], e.get("value") or e["text"]) for e in entities]
+    problems = check_spans(text, spans, [e["text"] for e in entities])
+    if not problems and tags is not None:
+        try:
+            expected = to_bio(text, spans, tokenizer)
+        except SpanError as err:
+            problems.append(str(err))
+        else:
+            if expected != (list(tokens or []), list(tags)):
+                problems.append("the BIO tags do not match the spans")
+    return problems
+
+
+__all__ = ["Extraction", "ExtractionConfig", "ExtractionSeeds", "span_problems"]

@@ -1,0 +1,195 @@
+"""The extraction task (tasks/extraction.py) with the fake engine: records from the schema, documents
+checked value by value, noise through the offset map, spans and BIO tags that hold, the outputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from datasets import load_dataset
+
+from synth_datasets.pipeline import run_recipe
+from synth_datasets.recipe import load_recipe
+from synth_datasets.spans import to_bio
+from synth_datasets.tasks.extraction import Extraction, ExtractionSeeds, entities_record, show_values, span_problems
+
+ROOT = Path(__file__).resolve().parents[1]
+MIT = ROOT.parent / "shared" / "data" / "mit_restaurant"
+needs_data = pytest.mark.skipif(not (MIT / "train.jsonl").is_file(), reason=f"{MIT} is not here (../shared/data)")
+
+
+def last_values(prompt: str) -> list[tuple[str, str]]:
+    block = prompt.rsplit("Values:\n", 1)[1].split("\nText:")[0]
+    return [tuple(line[2:].split(": ", 1)) for line in block.splitlines() if line.startswith("- ")]
+
+
+def query_completer(prompt: str) -> str:
+    """A query holding every value, except that one request in five leaves its last value out."""
+    values = last_values(prompt)
+    digest = hashlib.sha1(prompt.encode()).digest()
+    if digest[0] % 5 == 0 and len(values) > 1:
+        values = values[:-1]
+    return "find " + " with ".join(v.lower() for _, v in values) + " nearby\n###"
+
+
+def write_recipe(tmp_path, **task) -> Path:
+    data = yaml.safe_load((ROOT / "recipes" / "mit-restaurant.yaml").read_text())
+    data["seeds"]["path"] = str(MIT / "train.jsonl")
+    data["task"]["schema"] = str(ROOT / "recipes" / "schemas" / "mit-restaurant.json")
+    data["task"].update(task)
+    data["compare"]["test_path"] = str(MIT / "test.jsonl")
+    data["engine"] = {"backend": "fake"}
+    data["output"] = {"dir": str(tmp_path / "out")}
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@needs_data
+def test_seeds_read_from_spans_and_from_bio_give_the_same_rows():
+    rows = load_dataset("json", data_files=str(MIT / "train.jsonl"), split="train").select(range(200))
+    by_spans, dropped = Extraction(seeds=ExtractionSeeds(path="x")).standardize(rows, "seeds")
+    by_bio, _ = Extraction(seeds=ExtractionSeeds(path="x", entities_column=None)).standardize(rows, "seeds")
+    assert dropped == {} and len(by_spans) == 200
+    assert by_spans.to_list() == by_bio.to_list()
+    first = by_spans[0]
+    assert first["text"] == "2 start restaurants with inside dining"
+    assert [(e["label"], e["text"]) for e in first["entities"]] == [("Rating", "2 start"), ("Amenity", "inside dining")]
+    assert json.loads(first["record"]) == {"Rating": "2 start", "Amenity": "inside dining"}
+    # the whole training split: every span holds and its BIO tags are MIT's own
+    full = load_dataset("json", data_files=str(MIT / "train.jsonl"), split="train")
+    for original in full.select(range(0, len(full), 7)):
+        spans = [type("S", (), e) for e in original["entities"]]
+        assert span_problems(original["text"], original["entities"] and [{**e, "value": e["text"]} for e in original["entities"]],
+                             original["tokens"], original["tags"]) == [], spans
+
+
+def test_records_are_shown_as_lines_or_json():
+    assert show_values({"Cuisine": "thai", "Amenity": ["patio", "parking"]}) == \
+        "- Cuisine: thai\n- Amenity: patio\n- Amenity: parking"
+    assert show_values({"lines": [{"q": 1}]}).startswith("{")
+    assert entities_record([{"start": 5, "label": "A", "text": "b"}, {"start": 0, "label": "A", "text": "a"}]) == {"A": ["a", "b"]}
+
+
+@needs_data
+def test_recipe_generates_rows_whose_spans_hold_and_drops_missing_values(fake_engine, tmp_path, monkeypatch):
+    monkeypatch.setattr(fake_engine, "completer", staticmethod(query_completer))
+    recipe = load_recipe(write_recipe(tmp_path))
+    folder, report = run_recipe(recipe)
+    provenance = json.loads((folder / "provenance.json").read_text())
+    errors = dict(provenance["parse_errors"])
+    assert any(reason.startswith("missing") for reason in errors), errors
+    data = load_dataset(str(folder), split="train")
+    assert 0 < len(data) < 40
+    for row in data:
+        assert span_problems(row["text"], row["entities"], row["tokens"], row["tags"]) == []
+        assert (row["tokens"], row["tags"]) == to_bio(row["text"], [
+            type("S", (), {"start": e["start"], "end": e["end"], "label": e["label"]}) for e in row["entities"]])
+        record = json.loads(row["record"])
+        # every value of the ground-truth record is labelled, and nothing else
+        assert sorted(e["value"] for e in row["entities"]) == sorted(str(v) for v in record.values())
+        assert sorted(e["label"] for e in row["entities"]) == sorted(record)
+        assert row["text"] == row["text"].lower()  # all_lower: 1.0
+        assert row["messages"][0]["role"] == "user" and row["text"] in row["messages"][0]["content"]
+        assert json.loads(row["messages"][1]["content"]) == record
+        assert row["clean_text"].replace(" ", "") != "" and json.loads(row["noise"]) is not None
+    # each draw's values come from its own seeds (or Faker's cities for Location)
+    seeds = load_dataset("json", data_files=str(MIT / "train.jsonl"), split="train")
+    picked = Extraction(seeds=recipe.seeds).draw_seeds(seeds)
+    pool = {(e["label"], e["text"]) for entities in picked["entities"] for e in entities}
+    for row in data:
+        for e in row["entities"]:
+            assert e["label"] == "Location" or (e["label"], e["value"]) in pool
+    card = (folder / "README.md").read_text()
+    assert "spans" in card
+
+
+@needs_data
+def test_noise_is_applied_and_spans_follow_it(fake_engine, tmp_path, monkeypatch):
+    monkeypatch.setattr(fake_engine, "completer", staticmethod(query_completer))
+    recipe = load_recipe(write_recipe(tmp_path, noise={"typo": 0.5, "whitespace": 0.3, "all_lower": 1.0}))
+    folder, _ = run_recipe(recipe)
+    data = load_dataset(str(folder), split="train")
+    changed = [r for r in data if r["text"] != r["clean_text"]]
+    assert len(changed) > len(data) // 2
+    typos_inside = 0
+    for row in data:
+        assert span_problems(row["text"], row["entities"], row["tokens"], row["tags"]) == []
+        for e in row["entities"]:
+            typos_inside += e["text"] != e["value"].lower()
+    assert typos_inside > 0  # values were noised too, and their spans cover the noised form
+
+
+def test_a_bad_schema_or_noise_setting_names_the_field(tmp_path):
+    from synth_datasets.errors import RecipeError
+
+    path = write_recipe(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["task"]["schema"] = "nowhere.json"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(RecipeError, match="task.schema: .*does not exist"):
+        load_recipe(path)
+    data["task"]["schema"] = str(ROOT / "recipes" / "schemas" / "mit-restaurant.json")
+    data["task"]["noise"] = {"typos": 0.1}
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(RecipeError, match="noise: .*typos.*known rates"):
+        load_recipe(path)
+
+
+def test_parse_records_each_reason_and_never_raises():
+    from synth_datasets.engine import Completion
+
+    wanted = json.dumps([["Cuisine", "thai", ["thai"]], ["Location", "boston", ["boston"]]])
+    row = {"wanted": wanted}
+    ok, error = Extraction.parse(row, Completion("cheap thai food in boston\n", "stop", 1, 1), None)
+    assert error is None and [(e["label"], e["text"]) for e in ok["entities"]] == [("Cuisine", "thai"), ("Location", "boston")]
+    _, error = Extraction.parse(row, Completion("thai food near me", "stop", 1, 1), None)
+    assert error.startswith("missing: Location")
+    _, error = Extraction.parse(row, Completion("thai food in bos", "length", 1, 1), None)
+    assert error == "cut off at max_tokens"
+    _, error = Extraction.parse(row, Completion("  \n", "stop", 1, 1), None)
+    assert error == "empty document"
+    assert re.match(r"ambiguous", Extraction.parse(
+        {"wanted": json.dumps([["A", "2", ["2"]], ["B", "2", ["2"]]])}, Completion("2 stars", "stop", 1, 1), None)[1])
+
+
+def invoice_completer(prompt: str) -> str:
+    """An invoice that states every value of the requested record, in sections."""
+    record = json.loads(prompt.rsplit("Values:\n", 1)[1].rsplit("\nText:", 1)[0])
+    lines = "\n".join(f"{i['description']} - qty {i['quantity']} at ${i['unit_price']:,.2f} = {i['line_total']:.2f}"
+                      for i in record["line_items"])
+    return (f"INVOICE {record['invoice_number']}\nFrom: {record['seller']}\nTo: {record['buyer']}\n\n"
+            f"Issued on {record['invoice_date']}; please pay by {record['due_date']}.\n\n{lines}\n\n"
+            f"Total: {record['total']:,.2f} USD\n###")
+
+
+def test_invoice_recipe_locates_every_value_and_keeps_spans_through_noise(fake_engine, tmp_path, monkeypatch):
+    monkeypatch.setattr(fake_engine, "completer", staticmethod(invoice_completer))
+    data = yaml.safe_load((ROOT / "recipes" / "invoices.yaml").read_text())
+    data["seeds"]["path"] = str(ROOT / "recipes" / "data" / "invoices-seed.jsonl")
+    data["task"]["schema"] = str(ROOT / "recipes" / "schemas" / "invoice.json")
+    data["task"]["records"] = 30
+    data["task"]["noise"].update({"reorder": 1.0, "reformat": 0.5, "typo": 0.05})
+    data["engine"] = {"backend": "fake"}
+    data["output"] = {"dir": str(tmp_path / "out")}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(data))
+    folder, report = run_recipe(load_recipe(tmp_path / "r.yaml"))
+    provenance = json.loads((folder / "provenance.json").read_text())
+    rows = load_dataset(str(folder), split="train")
+    # quantities like "2" can be ambiguous with a day or another quantity: those rows are recorded
+    assert len(rows) + sum(n for _, n in provenance["parse_errors"]) == 30 and len(rows) >= 10
+    reordered = 0
+    for row in rows:
+        assert span_problems(row["text"], row["entities"], row["tokens"], row["tags"], "words") == []
+        record = json.loads(row["record"])
+        labels = {e["label"] for e in row["entities"]}
+        assert {"invoice_number", "seller", "buyer", "invoice_date", "due_date", "total",
+                "line_items.quantity", "line_items.unit_price", "line_items.line_total"} <= labels
+        totals = [e for e in row["entities"] if e["label"] == "total"]
+        assert all(float(e["value"]) == record["total"] for e in totals)
+        reordered += not row["text"].startswith("INVOICE")
+    assert reordered > 0  # sections were shuffled, and the spans moved with them

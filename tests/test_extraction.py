@@ -193,3 +193,20 @@ def test_invoice_recipe_locates_every_value_and_keeps_spans_through_noise(fake_e
         assert all(float(e["value"]) == record["total"] for e in totals)
         reordered += not row["text"].startswith("INVOICE")
     assert reordered > 0  # sections were shuffled, and the spans moved with them
+
+
+@needs_data
+def test_card_tells_the_extraction_story(fake_engine, tmp_path, monkeypatch):
+    from huggingface_hub import DatasetCard
+
+    monkeypatch.setattr(fake_engine, "completer", staticmethod(query_completer))
+    folder, _ = run_recipe(load_recipe(write_recipe(tmp_path)))
+    card = (folder / "README.md").read_text()
+    provenance = json.loads((folder / "provenance.json").read_text())
+    kept = provenance["entities"]["kept"]
+    assert "labels are exact by\nconstruction" in card and "Values:\n" in card
+    for label, n in kept.items():
+        assert re.search(rf"\| {label} \| \d+ \| {n} \|", card)
+    assert "Liu et al., ICASSP 2013" in card and "`whitespace`" in card
+    assert "| missing" in card  # the parse errors table names why documents were dropped
+    assert DatasetCard.load(folder / "README.md").data.task_categories == ["token-classification"]

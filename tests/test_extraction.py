@@ -160,11 +160,13 @@ def test_parse_records_each_reason_and_never_raises():
 def invoice_completer(prompt: str) -> str:
     """An invoice that states every value of the requested record, in sections."""
     record = json.loads(prompt.rsplit("Values:\n", 1)[1].rsplit("\nText:", 1)[0])
-    lines = "\n".join(f"{i['description']} - qty {i['quantity']} at ${i['unit_price']:,.2f} = {i['line_total']:.2f}"
+    # the prompt shows money as written (two decimals, as strings)
+    assert all(isinstance(i["unit_price"], str) and i["unit_price"].count(".") == 1 for i in record["line_items"])
+    lines = "\n".join(f"{i['description']} - qty {i['quantity']} at ${float(i['unit_price']):,.2f} = {i['line_total']}"
                       for i in record["line_items"])
     return (f"INVOICE {record['invoice_number']}\nFrom: {record['seller']}\nTo: {record['buyer']}\n\n"
             f"Issued on {record['invoice_date']}; please pay by {record['due_date']}.\n\n{lines}\n\n"
-            f"Total: {record['total']:,.2f} USD\n###")
+            f"Total: {float(record['total']):,.2f} USD\n###")
 
 
 def test_invoice_recipe_locates_every_value_and_keeps_spans_through_noise(fake_engine, tmp_path, monkeypatch):
@@ -210,3 +212,107 @@ def test_card_tells_the_extraction_story(fake_engine, tmp_path, monkeypatch):
     assert "Liu et al., ICASSP 2013" in card and "`whitespace`" in card
     assert "| missing" in card  # the parse errors table names why documents were dropped
     assert DatasetCard.load(folder / "README.md").data.task_categories == ["token-classification"]
+
+
+def test_entity_scores_are_strict_and_match_a_hand_count():
+    """Gold: 4 entities in 2 rows. Predicted: one exact, one with a wrong end, one of the wrong type,
+    one exact, plus one spurious: TP 2, predicted 5, gold 4 -> P 2/5, R 2/4, F1 4/9."""
+    from datasets import Dataset
+
+    from synth_datasets.tasks.extraction import ExtractionConfig
+
+    task = Extraction(ExtractionConfig(kind="extraction"))
+    task.entity_labels = ["Cuisine", "Location"]
+    rows = Dataset.from_dict({
+        "text": ["cheap thai food near boston", "italian in new york city"],
+        "entities": [[{"start": 6, "end": 10, "label": "Cuisine", "text": "thai", "value": "thai"},
+                      {"start": 16, "end": 27, "label": "Location", "text": "near boston", "value": "near boston"}],
+                     [{"start": 0, "end": 7, "label": "Cuisine", "text": "italian", "value": "italian"},
+                      {"start": 11, "end": 24, "label": "Location", "text": "new york city", "value": "new york city"}]],
+        "record": ["{}", "{}"]})
+    predicted = [["O", "B-Cuisine", "O", "B-Location", "O"],          # thai exact; "near" only (wrong end)
+                 ["B-Location", "O", "B-Location", "I-Location", "I-Location"]]  # wrong type; exact
+    predicted[0][0] = "B-Cuisine"  # spurious "cheap"
+    scores = task.score(predicted, rows)
+    assert scores == pytest.approx({"entity_precision": 2 / 5, "entity_recall": 2 / 4, "entity_f1": 4 / 9})
+    assert task.score(task.words_and_tags(rows)[1], rows) == {"entity_f1": 1.0, "entity_precision": 1.0, "entity_recall": 1.0}
+
+
+@needs_data
+@pytest.mark.slow
+def test_tagger_student_trains_on_real_rows_and_tags_the_test_split(tmp_path):
+    """Real transformers steps on 300 MIT Restaurant training sentences; on 200 test sentences the
+    strict entity F1 is far above a tagger that learned nothing (0), and a saved student reloads to
+    the same tags."""
+    from synth_datasets.students import STUDENTS
+    from synth_datasets.students.tagger import TaggerStudent
+
+    train = load_dataset("json", data_files=str(MIT / "train.jsonl"), split="train").select(range(300))
+    test = load_dataset("json", data_files=str(MIT / "test.jsonl"), split="train").select(range(200))
+    task = Extraction(seeds=ExtractionSeeds(path="x"))
+    train, _ = task.standardize(train, "train")
+    test, _ = task.standardize(test, "test")
+    task = task.with_data(train)
+    assert task.entity_labels == ["Amenity", "Cuisine", "Dish", "Hours", "Location", "Price", "Rating", "Restaurant_Name"]
+    kind = STUDENTS["tagger"](epochs=4)
+    student = kind.fit(train, task)
+    h = student.history
+    assert h["steps"] == 76 and h["last_loss"] < h["first_loss"] / 2
+    predicted = kind.predict(student, test, task)
+    assert all(len(p) == len(t.split()) for p, t in zip(predicted, test["text"]))  # MIT's own tokens
+    scores = task.score(predicted, test)
+    assert scores["entity_f1"] > 0.3, scores
+    again = TaggerStudent.load(student.save(tmp_path / "tagger")).predict(task.words_and_tags(test)[0][:20])
+    assert again == predicted[:20]
+
+
+@needs_data
+@pytest.mark.slow
+def test_compare_on_mit_restaurant_with_the_tagger(fake_engine, tmp_path, monkeypatch):
+    """The whole loop with the fake generator and real tagger training: draws of real sentences,
+    synthetic rows from each draw's own seeds, real-only / synthetic-only / blended / two-stage taggers
+    scored by strict entity F1 on real test sentences, a verdict and the card section."""
+    from synth_datasets import cli
+
+    monkeypatch.setattr(fake_engine, "completer", staticmethod(query_completer))
+    test = tmp_path / "test.jsonl"
+    with open(MIT / "test.jsonl") as src:
+        test.write_text("".join(line for _, line in zip(range(150), src)))
+    path = write_recipe(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["compare"] = {"test_path": str(test), "real_per_label": [20], "draws": 2, "synthetic_per_label": 30,
+                       "ratios": [1.0], "student_options": {"epochs": 20}}
+    path.write_text(yaml.safe_dump(data))
+    run_recipe(load_recipe(path))  # the dataset whose card gets the result
+    assert cli.main(["compare", str(path)]) == 0
+    runs = json.loads((tmp_path / "out" / "compare" / "compare.json").read_text())["runs"]
+    arms = {(r["arm"], r["ratio"]) for r in runs}
+    assert {("real-only", 0.0), ("synthetic-only", 1.0), ("blended", 1.0), ("two-stage", 1.0)} <= arms
+    for run in runs:
+        assert 0 <= run["entity_f1"] <= 1 and 0 <= run["entity_precision"] <= 1 and 0 <= run["entity_recall"] <= 1
+    real_only = [r["entity_f1"] for r in runs if r["arm"] == "real-only"]
+    assert all(f > 0.05 for f in real_only), real_only  # 20 real sentences already teach it something
+    markdown = (tmp_path / "out" / "compare" / "compare.md").read_text()
+    assert "entity F1" in markdown and "**Verdict**" in markdown
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "## Measured contribution" in card and "Not measured yet" not in card
+
+
+def test_schema_from_a_pydantic_model_named_in_the_recipe(tmp_path, monkeypatch):
+    from synth_datasets.tasks.extraction import load_schema
+
+    (tmp_path / "my_schemas.py").write_text(
+        "import pydantic\n"
+        "class Ticket(pydantic.BaseModel):\n"
+        "    city: str = pydantic.Field(json_schema_extra={'x-faker': 'city'})\n"
+        "    seats: int = pydantic.Field(ge=1, le=4)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    schema = load_schema("my_schemas:Ticket")
+    assert schema["properties"]["city"]["x-faker"] == "city" and schema["required"] == ["city", "seats"]
+    from synth_datasets.records import RecordSchema, SchemaError
+
+    import random
+    record = RecordSchema(schema).sample(random.Random(0))
+    assert set(record) == {"city", "seats"} and 1 <= record["seats"] <= 4
+    with pytest.raises(SchemaError, match="cannot import"):
+        load_schema("no_such_module_x:Thing")

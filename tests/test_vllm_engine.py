@@ -199,3 +199,49 @@ def test_instruction_recipe_on_the_real_engine(counting, real_engine_config, tmp
     for row in loaded:
         assert row["messages"] == to_messages(row["instruction"], row["input"], row["output"])
     assert "### Bootstrap and novelty" in (folder / "README.md").read_text()
+
+
+@pytest.mark.parametrize("recipe_file", ["recipes/mit-restaurant.yaml", "recipes/invoices.yaml"])
+def test_extraction_recipes_on_the_real_engine(counting, real_engine_config, tmp_path, monkeypatch, recipe_file):
+    """Each shipped extraction recipe, made small: documents written in completion mode by the real
+    model, every value looked up, noise added; whatever is kept has spans and BIO tags that hold, and
+    every request ended as a kept row or a recorded reason."""
+    import datasets
+
+    from synth_datasets.tasks.extraction import span_problems
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+    data = yaml.safe_load(Path(recipe_file).read_text())
+    if "mit" in recipe_file:
+        mit = SHARED.parents[1] / "mit_restaurant"
+        data["seeds"].update(path=str(mit / "train.jsonl"), count=30)
+        data["task"]["records"] = 12
+        data["compare"]["test_path"] = str(mit / "test.jsonl")
+        tokenizer = "whitespace"
+    else:
+        data["seeds"]["path"] = str(Path("recipes/data/invoices-seed.jsonl").resolve())
+        data["task"]["records"] = 3
+        tokenizer = "words"
+    data["task"]["schema"] = str((Path(recipe_file).parent / data["task"]["schema"]).resolve())
+    data["engine"] = {k: getattr(real_engine_config, k) for k in ("max_model_len", "seed")}
+    data["output"] = {"dir": str(tmp_path / "out")}
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(data))
+    before = counting.requests
+    folder, report = run_recipe(load_recipe(path))
+    provenance = json.loads((folder / "provenance.json").read_text())
+    assert counting.requests - before == data["task"]["records"]
+    assert provenance["prompt"]["form"] == "complete"
+    parsed = next(r for r in report.results if r.check["name"] == "parsed")
+    assert parsed.rows_in == data["task"]["records"]  # every request ended as a row ...
+    assert parsed.removed == sum(n for _, n in provenance["parse_errors"])  # ... kept, or dropped with its reason
+    if provenance["rows"]["kept"] == 0:
+        # the 135M model rarely copies every value of an invoice (0 of 12 in docs/extraction.md): its
+        # documents must then all be accounted for as missing or cut-off values, never as kept rows
+        assert {reason for reason, _ in provenance["parse_errors"]} <= {"missing", "ambiguous", "cut off at max_tokens",
+                                                                  "empty document"}
+        return
+    loaded = load_dataset(str(folder))["train"]
+    assert len(loaded) == provenance["rows"]["kept"]
+    for row in loaded:
+        assert span_problems(row["text"], row["entities"], row["tokens"], row["tags"], tokenizer) == []

@@ -1,4 +1,6 @@
 """Students: small models trained on real, synthetic or blended rows to measure what the data is worth.
+Built in: `classifier` (frozen encoder + logistic regression), `lm` (TRL SFT + LoRA) and `tagger`
+(an encoder fine-tuned for token classification).
 
 A student kind is a class, registered in `STUDENTS` under the name `compare.student` uses (plugins add
 theirs through the `synth_datasets.students` entry-point group), built with keyword settings, with
@@ -22,8 +24,9 @@ from ..registry import BUILTIN, Registry
 from .classifier import ClassifierConfig, ClassifierStudent, train_classifier
 from .encoder import DEFAULT_ENCODER, get_encoder
 from .lm import LMStudentConfig  # light: torch, transformers and TRL are imported when a student trains
+from .tagger import TaggerConfig
 
-__all__ = ["ClassifierConfig", "ClassifierStudent", "ClassifierKind", "LMKind", "STUDENTS", "train_classifier",
+__all__ = ["ClassifierConfig", "ClassifierStudent", "ClassifierKind", "LMKind", "TaggerKind", "STUDENTS", "train_classifier",
            "get_encoder", "load_student", "DEFAULT_ENCODER"]
 
 
@@ -110,9 +113,43 @@ class LMKind:
         return LMStudent.load(folder)
 
 
+class TaggerKind:
+    """The token-classification student: an encoder with a token-classification head, fine-tuned on
+    words + BIO tags (see tagger.py); the task turns its rows into words and tags and scores the
+    predicted tags (entity-level F1)."""
+
+    name = "tagger"
+    tasks = ("extraction",)
+    requires = ("transformers", "torch", "seqeval")
+    settings_class = TaggerConfig
+
+    def __init__(self, **settings):
+        self.config = TaggerConfig(**settings)
+
+    def fit(self, rows, task, prior=None):
+        from .tagger import train_tagger
+
+        words, tags = task.words_and_tags(rows)
+        return train_tagger(words, tags, task.tag_set(), self.config, prior=prior)
+
+    def predict(self, model, rows, task) -> list[list[str]]:
+        words, _ = task.words_and_tags(rows)
+        return model.predict(words)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.name, **asdict(self.config)}
+
+    @classmethod
+    def load(cls, folder):
+        from .tagger import TaggerStudent
+
+        return TaggerStudent.load(folder)
+
+
 STUDENTS = Registry("synth_datasets.students", "student")
 STUDENTS.register("classifier", ClassifierKind, BUILTIN)
 STUDENTS.register("lm", LMKind, BUILTIN)
+STUDENTS.register("tagger", TaggerKind, BUILTIN)
 
 
 def load_student(folder):

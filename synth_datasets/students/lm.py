@@ -22,6 +22,9 @@ from .files import read_student_config, write_student_config
 
 logger = logging.getLogger(__name__)
 
+# The most memory reference_nll's answer logits may take per batch (fp32): 32 rows of 257 answer
+# positions over SmolLM2's 49k vocabulary fit; over a 262k vocabulary (Gemma) 7 such rows do.
+LOGITS_BUDGET_BYTES = 2 << 30
 # Neutral; a recipe's task gives a better one (`task.student_prompt`, or from `task.description`).
 PROMPT = "Which label fits this text? Answer with the label only.\n\nText: {text}"
 
@@ -162,7 +165,8 @@ class LMStudent:
 
         Rows are batched by length (little padding), left-padded, and the vocabulary projection is
         computed only for the answer positions (`logits_to_keep`): on a CPU, full-sequence logits
-        over a 49k vocabulary cost more than the model itself."""
+        over a 49k vocabulary cost more than the model itself. A batch holds fewer rows where their
+        answer logits would pass LOGITS_BUDGET_BYTES (large vocabularies)."""
         import torch
 
         tok, model = self.tokenizer, self.model
@@ -173,10 +177,19 @@ class LMStudent:
         pairs = [(tok(p, add_special_tokens=False)["input_ids"], tok(r + suffix, add_special_tokens=False)["input_ids"][:max_tokens])
                  for p, r in zip(self._encode(prompts), references)]
         order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+        vocab = model.get_output_embeddings().weight.shape[0]
         out: list[float] = [0.0] * len(pairs)
+        start = 0
         with torch.no_grad():
-            for start in range(0, len(order), self.config.eval_batch_size):
-                chunk = order[start:start + self.config.eval_batch_size]
+            while start < len(order):
+                # rows in this batch: eval_batch_size, fewer where their answers' logits would pass the
+                # memory budget (a 262k vocabulary x 32 rows x 257 answer positions is 8.6 GB in fp32)
+                n = 1
+                while (n < self.config.eval_batch_size and start + n < len(order) and
+                       (n + 1) * (len(pairs[order[start + n]][1]) + 1) * vocab * 4 <= LOGITS_BUDGET_BYTES):
+                    n += 1
+                chunk = order[start:start + n]
+                start += n
                 longest = max(len(pairs[i][0]) + len(pairs[i][1]) for i in chunk)
                 keep = max(len(pairs[i][1]) for i in chunk) + 1  # the answers' positions and the one before them
                 ids = torch.full((len(chunk), longest), pad, dtype=torch.long)
@@ -188,12 +201,15 @@ class LMStudent:
                 ids, mask = ids.to(device), mask.to(device)
                 logits = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
                                logits_to_keep=keep).logits
-                logp = torch.log_softmax(logits.float(), dim=-1).cpu()
                 for row, i in enumerate(chunk):
                     a = pairs[i][1]
                     # kept column c holds the logits after sequence position longest - keep + c
-                    positions = torch.arange(keep - 1 - len(a), keep - 1)
-                    out[i] = float(-logp[row, positions, torch.tensor(a)].mean())
+                    positions = torch.arange(keep - 1 - len(a), keep - 1, device=logits.device)
+                    picked = logits[row, positions].float()
+                    target = torch.tensor(a, device=logits.device)
+                    nll = torch.logsumexp(picked, dim=-1) - picked.gather(1, target[:, None])[:, 0]
+                    out[i] = float(nll.mean())
+                del logits
         return out
 
     def predict(self, texts: Sequence[str]) -> list[str]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +120,7 @@ class ExtractionConfig(TaskConfig):
     tokenizer: str = field(default="whitespace", metadata={"help": "Tokens of the BIO output: whitespace (MIT Restaurant's) or words (punctuation apart)."})
     max_chars: int = field(default=800, metadata={"help": "Longest document kept (characters)."})
     extract_prompt: str = field(default=EXTRACT_PROMPT, metadata={"help": "User turn of the document -> JSON pair; {text} is the document."})
+    target: str = field(default="tags", metadata={"help": "What compare's student learns: tags (a token classifier, strict entity-level F1) or json (an LM writes the record, field F1; compare.student: lm)."})
 
     def __post_init__(self):
         if self.records < 1 or self.shots < 0:
@@ -127,6 +129,8 @@ class ExtractionConfig(TaskConfig):
             raise ValueError(f"prompt_form: {self.prompt_form!r} is not known; choose complete or chat")
         if self.tokenizer not in ("whitespace", "words"):
             raise ValueError(f"tokenizer: {self.tokenizer!r} is not known; choose whitespace or words")
+        if self.target not in ("tags", "json"):
+            raise ValueError(f"target: {self.target!r} is not known; choose tags or json")
         if "{text}" not in self.extract_prompt:
             raise ValueError("extract_prompt must contain {text}, where the document goes")
         if self.noise is not None:
@@ -141,7 +145,8 @@ class ExtractionConfig(TaskConfig):
 
 
 def load_schema(schema, base: Path | None = None) -> dict:
-    """The schema mapping: inline, or read from a JSON (or YAML) file."""
+    """The schema mapping: inline, read from a JSON (or YAML) file, or a pydantic model's
+    (`package.module:Class`, importable)."""
     if isinstance(schema, dict):
         return schema
     if not isinstance(schema, str) or not schema:
@@ -149,8 +154,20 @@ def load_schema(schema, base: Path | None = None) -> dict:
     path = Path(schema).expanduser()
     if not path.is_absolute() and base is not None:
         path = base / path
+    if not path.is_file() and re.fullmatch(r"[\w.]+:\w+", schema):  # a pydantic model: "package.module:Class"
+        import importlib
+
+        module, _, name = schema.partition(":")
+        try:
+            model = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError) as err:
+            raise SchemaError(f"task.schema: cannot import {schema!r}: {err}") from None
+        if not hasattr(model, "model_json_schema"):
+            raise SchemaError(f"task.schema: {schema!r} is not a pydantic model (it has no model_json_schema)")
+        return model.model_json_schema()
     if not path.is_file():
-        raise SchemaError(f"task.schema: {str(path)!r} does not exist (relative paths start at the recipe's folder)")
+        raise SchemaError(f"task.schema: {str(path)!r} does not exist (relative paths start at the recipe's folder; "
+                          "a pydantic model is named package.module:Class)")
     text = path.read_text()
     if path.suffix in (".yaml", ".yml"):
         import yaml
@@ -195,14 +212,25 @@ class Extraction(Task):
     text_column = "text"
     label_column = None
     parser_needs_schema = False  # documents are free text; parse finds the values in them
-    # the LM student reads each document and writes its record as JSON: scored field by field
-    # (micro-F1 over (field, value) pairs of its greedy answers) and by the reference NLL of the
-    # record; the token-classification student (entity-level F1) is the next step of issue 19
-    metrics = ("field_f1", "nll")
-    metric_names = {"field_f1": "field F1", "nll": "NLL/token"}
-    percent_metrics = ("field_f1",)
+    # `target: tags` (default): the token classifier, scored by seqeval's strict IOB2 entity-level
+    # precision, recall and F1 on the real test split; `target: json`: the LM student reads each
+    # document and writes its record, scored field by field (micro-F1 over (field, value) pairs of its
+    # greedy answers) and by the reference NLL of the record
+    default_student = "tagger"
+    TAG_METRICS = ("entity_f1", "entity_precision", "entity_recall")
+    JSON_METRICS = ("field_f1", "nll")
+    metric_names = {"entity_f1": "entity F1", "entity_precision": "precision", "entity_recall": "recall",
+                    "field_f1": "field F1", "nll": "NLL/token"}
+    percent_metrics = ("entity_f1", "entity_precision", "entity_recall", "field_f1")
     lower_is_better = ("nll",)
-    default_student = "lm"
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return self.TAG_METRICS if self.config.target == "tags" else self.JSON_METRICS
+
+    def __init__(self, config=None, seeds=None, labels=None):
+        super().__init__(config, seeds, labels)
+        self.entity_labels: list[str] | None = None
     card_template = "extraction.md"
     hub_task_categories = ["token-classification"]
 
@@ -210,6 +238,11 @@ class Extraction(Task):
         """The schema is read here (relative to the recipe) and kept inline, so that the recipe's
         fingerprint (and the cache) follows the schema's content, not its path."""
         from ..errors import RecipeError
+
+        wants = {"tags": "tagger", "json": "lm"}[self.config.target]
+        if recipe.compare.student is not None and recipe.compare.student != wants and recipe.compare.student in ("tagger", "lm"):
+            raise RecipeError(f"compare.student: {recipe.compare.student!r} does not learn task.target "
+                              f"{self.config.target!r}; use compare.student: {wants} (or change task.target)")
 
         try:
             self.config.schema = load_schema(self.config.schema, Path(recipe.base_dir))
@@ -283,6 +316,20 @@ class Extraction(Task):
         features = Features({"text": Value("string"), "entities": ENTITIES, "record": Value("string")})
         return Dataset.from_dict(rows, features=features), dict(dropped)
 
+    def with_data(self, real: Dataset) -> "Extraction":
+        """The task with its entity labels: those of the real rows and the schema's, sorted."""
+        task = type(self)(self.config, self.seeds, self.labels)
+        found = {e["label"] for entities in real["entities"] for e in entities}
+        if isinstance(self.config.schema, dict):
+            try:
+                sampler = RecordSchema(self.config.schema, self.config.locale,
+                                       {**self._placeholder_pools(), **self.config.pools})
+                found |= {leaf_label for leaf_label in sampler.labels()}
+            except SchemaError:
+                pass
+        task.entity_labels = sorted(found)
+        return task
+
     def draw_seeds(self, real: Dataset) -> Dataset:
         if self.seeds is None or self.seeds.count is None or self.seeds.count >= len(real):
             return real
@@ -327,15 +374,16 @@ class Extraction(Task):
                                   "value ranges or pools")
             shown = rng.sample(examples, min(cfg.shots, len(examples)))
             shown = _fit(shown, budget)
+            shown_record = sampler.written(record)  # money as 297.30, not 297.3: the form the document should use
             if cfg.prompt_form == "complete":
                 listed = "".join(EXAMPLE.format(sep=SEPARATOR, values=show_values(r), text=t) for r, t in shown)
                 prompt = (LIST_HEADER.format(document=cfg.document) + listed
-                          + f"{SEPARATOR}\nValues:\n{show_values(record)}\nText:\n")
+                          + f"{SEPARATOR}\nValues:\n{show_values(shown_record)}\nText:\n")
                 messages = []
             else:
                 prompt = ""
                 examples_text = "\n\n".join(t for _, t in shown) or "(none)"
-                user = CHAT_TEMPLATE.format(document=f"one of {cfg.document}", values=show_values(record),
+                user = CHAT_TEMPLATE.format(document=f"one of {cfg.document}", values=show_values(shown_record),
                                             examples=examples_text)
                 messages = [{"role": "system", "content": CHAT_SYSTEM}, {"role": "user", "content": user}]
             rows["row_id"].append(_id("extraction", seed, i, prompt, messages, record))
@@ -410,12 +458,53 @@ class Extraction(Task):
         return {"text": Value("string"), "entities": ENTITIES}
 
     # -- students ---------------------------------------------------------------------------------
+    def tag_set(self) -> list[str]:
+        from ..students.tagger import tag_names
+
+        if self.entity_labels is None:
+            raise ValueError("the task has no entity labels yet: call with_data(real rows) first")
+        return tag_names(self.entity_labels)
+
+    def words_and_tags(self, rows) -> tuple[list[list[str]], list[list[str]]]:
+        """Each row's tokens (the recipe's tokenizer) and IOB2 tags, from its text and spans. A span
+        the tokens cannot hold is left out of the tags (real data only: generated rows with one
+        were dropped)."""
+        words, tags = [], []
+        for text, entities in zip(rows["text"], rows["entities"]):
+            spans = [Span(e["start"], e["end"], e["label"], e.get("value") or e["text"]) for e in entities]
+            try:
+                w, t = to_bio(text, spans, self.config.tokenizer)
+            except SpanError:
+                w, t = to_bio(text, [s for s in spans if _fits(text, s, self.config.tokenizer)], self.config.tokenizer)
+            words.append(w)
+            tags.append(t)
+        return words, tags
+
     def conversations(self, rows) -> dict[str, list]:
         """Document -> JSON pairs in TRL's conversational prompt-completion shape."""
         talk = [self.pair(t, r) for t, r in zip(rows["text"], rows["record"])]
         return {"prompt": [t[:1] for t in talk], "completion": [t[1:] for t in talk]}
 
     def score(self, predictions: Sequence, rows) -> dict[str, float]:
+        if self.config.target == "tags":
+            return self.score_tags(predictions, rows)
+        return self.score_json(predictions, rows)
+
+    def score_tags(self, predictions: Sequence[Sequence[str]], rows) -> dict[str, float]:
+        """Strict entity-level precision, recall and F1 (seqeval, IOB2: an entity counts only when its
+        type and both ends match) of predicted tags against the rows' own."""
+        from seqeval.metrics import f1_score, precision_score, recall_score
+        from seqeval.scheme import IOB2
+
+        if len(predictions) != len(rows):
+            raise ValueError(f"{len(predictions)} predictions for {len(rows)} rows")
+        _, gold = self.words_and_tags(rows)
+        pred = [list(p) for p in predictions]
+        kw = {"mode": "strict", "scheme": IOB2, "zero_division": 0}
+        return {"entity_f1": float(f1_score(gold, pred, **kw)), "entity_precision": float(precision_score(gold, pred, **kw)),
+                "entity_recall": float(recall_score(gold, pred, **kw))}
+
+    def score_json(self, predictions: Sequence, rows) -> dict[str, float]:
         """`field_f1`: micro-F1 of the (field, value) pairs in the answers read as JSON against the
         records' (values compared case-folded, whitespace collapsed; an answer that is not JSON
         predicts nothing), over the rows that have an answer; `nll`: the mean reference NLL."""
@@ -461,6 +550,14 @@ class Extraction(Task):
                             "redrawn": int(sum(prompts["redrawn"])) if "redrawn" in prompts.column_names else 0},
                 "schema": cfg.schema, "locale": cfg.locale, "noise": cfg.noise, "tokenizer": cfg.tokenizer,
                 "entities": {"seeds": dict(seed_labels), "kept": dict(labels)}, "noise_applied": dict(noise)}
+
+
+def _fits(text: str, span: Span, tokenizer: str) -> bool:
+    try:
+        to_bio(text, [span], tokenizer)
+        return True
+    except SpanError:
+        return False
 
 
 def _plain(value):

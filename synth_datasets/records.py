@@ -54,7 +54,8 @@ class Leaf:
 _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 _COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt,
             ast.GtE: operator.ge}
-_FUNCTIONS = {"sum": lambda xs: sum(xs, Decimal(0)), "len": len, "min": min, "max": max, "abs": abs}
+_FUNCTIONS = {"sum": lambda xs: sum(xs, Decimal(0)), "len": lambda xs: Decimal(len(xs)), "min": min, "max": max,
+              "abs": abs}
 
 
 def _number(v):
@@ -67,8 +68,9 @@ def _number(v):
 
 def evaluate(expression: str, scope: Mapping[str, Any]) -> Any:
     """`expression` over the fields of one object: names, `a.b` over a list of objects (the list of
-    their `b`s), + - * /, comparisons, and/or/not, numbers, strings, sum/len/min/max/abs. Numbers are
-    Decimals; ISO dates compare as dates. Anything else is refused."""
+    their `b`s), + - * / on numbers, comparisons, and/or/not, numbers, strings, sum/len/min/max/abs.
+    Numbers are Decimals; ISO dates are strings, which compare in date order (four-digit years).
+    Anything else is refused; an expression that fails (a division by zero) raises SchemaError."""
     try:
         tree = ast.parse(expression, mode="eval")
     except SyntaxError as err:
@@ -86,12 +88,17 @@ def evaluate(expression: str, scope: Mapping[str, Any]) -> Any:
         if isinstance(node, ast.Attribute):
             base = ev(node.value)
             if isinstance(base, list):
+                if not all(isinstance(item, dict) for item in base):
+                    raise SchemaError(f"{expression!r}: {ast.unparse(node.value)} is not a list of objects")
                 return [_number(item.get(node.attr)) for item in base]
             if isinstance(base, dict):
                 return _number(base.get(node.attr))
             raise SchemaError(f"{expression!r}: {ast.unparse(node.value)} has no fields")
         if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-            return _BINARY[type(node.op)](ev(node.left), ev(node.right))
+            left, right = ev(node.left), ev(node.right)
+            if not (isinstance(left, Decimal) and isinstance(right, Decimal)):
+                raise SchemaError(f"{expression!r}: arithmetic needs numbers, got {left!r} and {right!r}")
+            return _BINARY[type(node.op)](left, right)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.Not)):
             value = ev(node.operand)
             return -value if isinstance(node.op, ast.USub) else not value
@@ -111,19 +118,26 @@ def evaluate(expression: str, scope: Mapping[str, Any]) -> Any:
         raise SchemaError(f"{expression!r}: {ast.unparse(node)!r} is not allowed (names, a.b, + - * /, comparisons, "
                           "and/or/not, sum/len/min/max/abs)")
 
-    return ev(tree)
+    try:
+        return ev(tree)
+    except (ArithmeticError, TypeError) as err:  # Decimal division by zero, comparing a date with a number
+        raise SchemaError(f"{expression!r}: {type(err).__name__}: {err}") from None
 
 
 # ------------------------------------------------------------------ surface forms
 
+# English month names from a table: strftime's %B follows the process locale, so a seed could give
+# other forms on another machine
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December")
 DATE_FORMS = {
     "iso": lambda d: d.isoformat(),  # 2024-03-05
     "us": lambda d: f"{d.month:02d}/{d.day:02d}/{d.year}",  # 03/05/2024
     "eu": lambda d: f"{d.day:02d}/{d.month:02d}/{d.year}",  # 05/03/2024
     "dots": lambda d: f"{d.day:02d}.{d.month:02d}.{d.year}",  # 05.03.2024
-    "long": lambda d: f"{d.strftime('%B')} {d.day}, {d.year}",  # March 5, 2024
-    "day_month": lambda d: f"{d.day} {d.strftime('%B')} {d.year}",  # 5 March 2024
-    "short": lambda d: f"{d.day} {d.strftime('%b')} {d.year}",  # 5 Mar 2024
+    "long": lambda d: f"{MONTHS[d.month - 1]} {d.day}, {d.year}",  # March 5, 2024
+    "day_month": lambda d: f"{d.day} {MONTHS[d.month - 1]} {d.year}",  # 5 March 2024
+    "short": lambda d: f"{d.day} {MONTHS[d.month - 1][:3]} {d.year}",  # 5 Mar 2024
 }
 
 
@@ -343,7 +357,12 @@ class RecordSchema:
             low, high = after.get("days", [1, 30])
             out[name] = (dt.date.fromisoformat(anchor) + dt.timedelta(days=rng.randint(low, high))).isoformat()
         for name, sub in formulas:  # after every drawn field, in schema order (a formula may use an earlier one)
-            value = evaluate(sub["x-formula"], out)
+            try:
+                value = evaluate(sub["x-formula"], out)
+            except SchemaError as err:
+                where = f"{path}.{name}" if path else name
+                raise SchemaError(f"{where}: x-formula cannot be computed on this record ({err}); a formula may "
+                                  "only use required fields") from None
             out[name] = self._round(value, sub)
         return {name: out[name] for name in props if name in out}
 
@@ -390,7 +409,11 @@ class RecordSchema:
                 if name in value:
                     out += self._check(sub_r, value[name], where)
                 if "x-formula" in sub_r and name in value:
-                    expected = self._round(evaluate(sub_r["x-formula"], value), sub_r)
+                    try:
+                        expected = self._round(evaluate(sub_r["x-formula"], value), sub_r)
+                    except SchemaError as err:
+                        out.append(f"{where}: {err}")
+                        continue
                     if abs(Decimal(str(expected)) - Decimal(str(value[name]))) > Decimal("0.000001"):
                         out.append(f"{where} is {value[name]}, but {sub_r['x-formula']} gives {expected}")
                 if "x-after" in sub_r and name in value and sub_r["x-after"]["field"] in value:
@@ -399,7 +422,7 @@ class RecordSchema:
             for rule in node.get("x-rules", []):
                 try:
                     ok = evaluate(rule, value)
-                except (TypeError, KeyError):
+                except (SchemaError, KeyError):
                     ok = False
                 if not ok:
                     out.append(f"{path or 'record'}: rule {rule!r} does not hold")

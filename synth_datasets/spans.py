@@ -65,14 +65,14 @@ def _is_word_char(ch: str) -> bool:
 def occurrences(text: str, form: str, ignore_case: bool = True) -> list[tuple[int, int]]:
     """Every place `form` occurs in `text` as a whole: not inside a longer word or number (a letter
     or digit does not continue it, and neither does a decimal or thousands mark followed by a digit:
-    "2" is not in "12", "2024" or "2.50")."""
+    "2" is not in "12", "2024" or "2.50"). Case is ignored character by character, so offsets are
+    the text's own whatever letters it holds ("ß", "İ")."""
     if not form:
         return []
-    folded = ignore_case and len(text.casefold()) == len(text) and len(form.casefold()) == len(form)
-    haystack, needle = (text.casefold(), form.casefold()) if folded else (text, form)
-    found, at = [], haystack.find(needle)
-    while at != -1:
-        end = at + len(needle)
+    found = []
+    pattern = re.compile("(?=(" + re.escape(form) + "))", re.IGNORECASE if ignore_case else 0)
+    for m in pattern.finditer(text):
+        at, end = m.start(1), m.end(1)
         before = at == 0 or not (_is_word_char(form[0]) and (
             _is_word_char(text[at - 1]) or (form[0].isdigit() and text[at - 1] in ".," and at > 1 and text[at - 2].isdigit())))
         after = end == len(text) or not (_is_word_char(form[-1]) and (
@@ -80,7 +80,6 @@ def occurrences(text: str, form: str, ignore_case: bool = True) -> list[tuple[in
                                          and text[end + 1].isdigit())))
         if before and after:
             found.append((at, end))
-        at = haystack.find(needle, at + 1)
     return found
 
 
@@ -103,40 +102,66 @@ class Field:
         return out
 
 
+_NUMBER = re.compile(r"^[$€£¥]?\s?[\d.,]+(\s?[A-Z]{3})?$")
+
+
 def locate(text: str, wanted: Sequence[Field], ignore_case: bool = True) -> tuple[list[Span], list[str]]:
     """The spans of `wanted` values in `text`, and the reasons the row cannot be used (empty when it
-    can): a value that is not there in any allowed form ("missing"), or one whose only places are
-    shared with another value that has a different label or value ("ambiguous": which is which cannot
-    be told). Every place of a value is labelled; where a match lies inside a longer one (another
-    value, or a longer form of the same value), the longer one wins."""
-    candidates: list[tuple[int, int, int]] = []  # (start, end, index into wanted)
-    for i, w in enumerate(wanted):
-        for form in w.all_forms():
+    can). Each distinct (label, value) is found in any of its allowed forms; where a match lies inside
+    a longer one (another value, or a longer form), the longer one wins, and overlapping matches of
+    one value ("$1,200.00" and "1,200.00 USD" in "$1,200.00 USD") become one span. Then:
+    - fewer places than the record has copies of it: "missing" (a value the text does not state,
+      or states once where the record has it twice);
+    - a number written more often than the record has it ("2" as a quantity and as a line number):
+      "ambiguous", since which one is the value cannot be told; a name or word said again is the same
+      entity said again, and every place is labelled;
+    - a place shared with another value of a different label: "ambiguous";
+    - places of different values that overlap: "ambiguous"."""
+    copies: dict[tuple[str, str], int] = {}
+    forms: dict[tuple[str, str], list[str]] = {}
+    for w in wanted:
+        key = (w.label, w.value)
+        copies[key] = copies.get(key, 0) + 1
+        forms.setdefault(key, [])
+        forms[key] += [f for f in w.all_forms() if f not in forms[key]]
+    keys = list(copies)
+    candidates: list[tuple[int, int, int]] = []  # (start, end, index into keys)
+    for i, key in enumerate(keys):
+        for form in forms[key]:
             candidates += [(s, e, i) for s, e in occurrences(text, form, ignore_case)]
     candidates = sorted(set(candidates))
-    # a match inside a longer match (of another value, or a longer form of the same one: "35.10" in
-    # "$35.10") is not a place of its own
     kept = [c for c in candidates
             if not any(o[0] <= c[0] and c[1] <= o[1] and (o[1] - o[0]) > (c[1] - c[0]) for o in candidates)]
+    places: dict[int, list[list[int]]] = {}
+    for s, e, i in kept:  # kept is sorted by start: merge a value's overlapping places
+        runs = places.setdefault(i, [])
+        if runs and s < runs[-1][1]:
+            runs[-1][1] = max(runs[-1][1], e)
+        else:
+            runs.append([s, e])
+    owners: dict[tuple[int, int], set[int]] = {}
+    for i, runs in places.items():
+        for s, e in runs:
+            owners.setdefault((s, e), set()).add(i)
     problems: list[str] = []
-    by_place: dict[tuple[int, int], set[int]] = {}
-    for s, e, i in kept:
-        by_place.setdefault((s, e), set()).add(i)
     spans: list[Span] = []
-    for i, w in enumerate(wanted):
-        places = [(s, e) for s, e, j in kept if j == i]
-        if not places:
-            problems.append(f"missing: {w.label} {w.value!r} is not in the text in any allowed form")
-            continue
-        own = [p for p in places if all(wanted[j].label == w.label and wanted[j].value == w.value for j in by_place[p])]
-        if not own:
-            others = sorted({wanted[j].label for p in places for j in by_place[p] if j != i})
-            problems.append(f"ambiguous: {w.label} {w.value!r} is only written where {', '.join(others)} is too")
-            continue
-        spans += [Span(s, e, w.label, w.value) for s, e in own]
-    spans = sorted(set(spans), key=lambda s: (s.start, s.end, s.label))
-    # the same value wanted twice under one label gives one span per place; partly overlapping
-    # places of different values cannot both be labelled
+    for i, key in enumerate(keys):
+        label, value = key
+        runs = [tuple(r) for r in places.get(i, [])]
+        own = [r for r in runs if owners[r] == {i}]
+        shared = [r for r in runs if owners[r] != {i}]
+        if not runs:
+            problems.append(f"missing: {label} {value!r} is not in the text in any allowed form")
+        elif shared and len(own) < copies[key]:
+            others = sorted({keys[j][0] for r in shared for j in owners[r] if j != i})
+            problems.append(f"ambiguous: {label} {value!r} is only written where {', '.join(others)} is too")
+        elif len(own) < copies[key]:
+            problems.append(f"missing: {label} {value!r} is written {len(own)} time(s), the record has it {copies[key]}")
+        elif len(own) > copies[key] and _NUMBER.match(value):
+            problems.append(f"ambiguous: {label} {value!r} is written {len(own)} times, the record has it {copies[key]}")
+        else:
+            spans += [Span(s, e, label, value) for s, e in own]
+    spans.sort(key=lambda s: (s.start, s.end, s.label))
     for a, b in zip(spans, spans[1:]):
         if b.start < a.end:
             problems.append(f"ambiguous: {a.label} {text[a.start:a.end]!r} and {b.label} {text[b.start:b.end]!r} overlap")
@@ -241,7 +266,9 @@ class NoiseConfig:
 
     The defaults are light, about what a hurried typist and a decent scanner leave behind; 0 turns a
     kind off. `inside_values: false` keeps every value's characters as they were (noise only between
-    values)."""
+    values), except `reformat`, which writes a value in another of its allowed forms on purpose. A
+    decimal or thousands mark between digits inside a value is never dropped: that would change the
+    number, not its spelling."""
 
     typo: float = 0.03  # per word: a keyboard neighbour, a dropped, doubled or swapped letter
     ocr: float = 0.0  # per confusable character or pair (0/O, 1/l, rn/m, 5/S, 8/B, cl/d, vv/w)
@@ -347,6 +374,9 @@ def add_noise(text: str, spans: Sequence[Span], config: NoiseConfig, rng: random
     if config.punctuation:
         for m in reversed(list(re.finditer(r"[.,;:!?]", doc.text))):
             if rng.random() < config.punctuation:
+                t, at = doc.text, m.start()
+                if 0 < at < len(t) - 1 and t[at - 1].isdigit() and t[at + 1].isdigit() and doc.span_at(at):
+                    continue  # "35.10" -> "3510" would change the value, not its spelling
                 report.add("punctuation", _edit(doc, m.start(), m.end(), "", config))
     if config.line_breaks:
         for m in reversed(list(re.finditer(r"\n", doc.text))):

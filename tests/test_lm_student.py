@@ -65,6 +65,21 @@ def test_the_gemma_base_student_is_named_and_needs_its_package(monkeypatch, tmp_
         models.gemma3_gguf_path()
 
 
+def test_logit_batches_keep_the_widest_answer_within_the_budget():
+    from synth_datasets.students.lm import logit_batches
+
+    per_position = 262_144 * 4  # one answer position of a 262k vocabulary, fp32
+    # a long answer first, then short ones: the batch keeps 257 positions for every row it takes
+    lengths = [256] + [8] * 31
+    batches = logit_batches(lengths, 262_144, 32, budget=2 << 30)
+    assert [len(b) for b in batches] == [7, 25]  # 7 x 257 positions fit in 2 GiB; then 25 short rows
+    for b in batches:
+        assert len(b) * (max(lengths[i] for i in b) + 1) * per_position <= 2 << 30 or len(b) == 1
+    assert sum(batches, []) == list(range(32))  # every row once, in order
+    assert logit_batches([5, 5, 5], 49_152, 2) == [[0, 1], [2]]
+    assert logit_batches([300], 262_144, 32, budget=1) == [[0]]  # a row alone is always a batch
+
+
 def test_rows_become_prompt_completion_conversations():
     conv = rows_to_conversations(["hello"], ["greet"])
     assert conv["prompt"][0][0]["role"] == "user" and "Text: hello" in conv["prompt"][0][0]["content"]

@@ -83,6 +83,13 @@ def test_expressions_are_a_safe_subset():
             evaluate(bad, scope)
     with pytest.raises(SchemaError, match="no field 'z'"):
         evaluate("z + 1", scope)
+    for bad in ("len(d1) * 'aaaa'", "q / 0", "q.x.y", "d1 < 3"):  # no string blow-up; failures are SchemaErrors
+        with pytest.raises(SchemaError):
+            evaluate(bad, scope)
+    # a rule that cannot be computed on a record fails the record, it does not crash the sampler
+    broken = RecordSchema({"type": "object", "required": ["a"], "x-rules": ["a / 0 > 1"],
+                           "properties": {"a": {"type": "integer", "minimum": 1, "maximum": 3}}})
+    assert broken.problems({"a": 2}) == ["record: rule 'a / 0 > 1' does not hold"]
 
 
 def test_surface_forms_of_dates_and_money():

@@ -220,3 +220,37 @@ def test_bio_round_trip_on_random_tags(pairs):
     normal = [("B" + g[1:]) if g.startswith("I-") and (i == 0 or tags[i - 1][2:] != g[2:] or tags[i - 1] == "O") else g
               for i, g in enumerate(tags)]
     assert to_bio(text, spans) == (tokens, normal)
+
+
+def test_places_are_counted_against_the_records_copies():
+    # a number written more often than the record has it: which one is the value cannot be told
+    _, problems = locate("1. Chair qty 3\n2. Desk qty 2", [Field("q", "3"), Field("q", "2")])
+    assert problems == ["ambiguous: q '2' is written 2 times, the record has it 1"]
+    # the record has quantity 3 twice (two lines), the text states it once
+    _, problems = locate("Chair qty 3, desk qty 5", [Field("q", "3"), Field("q", "3"), Field("q", "5")])
+    assert problems == ["missing: q '3' is written 1 time(s), the record has it 2"]
+    spans, problems = locate("Chair qty 3, desk qty 3", [Field("q", "3"), Field("q", "3")])
+    assert problems == [] and len(spans) == 2
+    # a name said twice is one entity said twice: both labelled
+    spans, problems = locate("pizza hut or another pizza hut", [Field("Restaurant_Name", "pizza hut")])
+    assert problems == [] and [s.start for s in spans] == [0, 21]
+    # two overlapping forms of one value make one span
+    spans, problems = locate("Total: $1,200.00 USD", [Field("total", "1200.00", ("$1,200.00", "1,200.00 USD"))])
+    assert problems == [] and [("total", 7, 20)] == [(s.label, s.start, s.end) for s in spans]
+
+
+def test_case_is_ignored_whatever_letters_the_text_holds():
+    text = "Straße café in BERLIN"  # "ß".casefold() is "ss": folding the whole text would move offsets
+    assert occurrences(text, "berlin") == [(15, 21)]
+    assert occurrences(text, "STRASSE") == []  # not the same letters
+    assert occurrences("a-a-a", "a-a") == [(0, 3), (2, 5)]  # overlapping places are all found
+
+
+def test_punctuation_noise_never_changes_a_number_inside_a_value():
+    text = "Total 35.10 and 1,200.00 paid 05.03.2024; thanks."
+    spans, _ = locate(text, [Field("total", "35.10"), Field("paid", "1,200.00"), Field("date", "05.03.2024")])
+    for seed in range(50):
+        noisy, moved, _ = add_noise(text, spans, NoiseConfig(typo=0, case=0, punctuation=1.0, whitespace=0),
+                                    random.Random(seed))
+        assert [noisy[s.start:s.end] for s in moved] == ["35.10", "1,200.00", "05.03.2024"]
+        assert noisy.endswith("thanks")  # punctuation away from the values was dropped

@@ -15,9 +15,10 @@ class Spans(Check):
     `spans_score` is the first problem ("" when none). Rows that failed to parse have no spans and
     are left to the `parsed` check."""
 
-    tokenizer: str = "whitespace"
+    tokenizer: str = "whitespace"  # the recipe's task.tokenizer (checked when an extraction recipe loads)
     name = "spans"
     family = "structure"
+    code_deps = ("synth_datasets.spans", "synth_datasets.tasks.extraction")
 
     def __post_init__(self):
         from ..spans import TOKENIZERS

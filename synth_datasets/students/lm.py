@@ -179,17 +179,9 @@ class LMStudent:
         order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
         vocab = model.get_output_embeddings().weight.shape[0]
         out: list[float] = [0.0] * len(pairs)
-        start = 0
         with torch.no_grad():
-            while start < len(order):
-                # rows in this batch: eval_batch_size, fewer where their answers' logits would pass the
-                # memory budget (a 262k vocabulary x 32 rows x 257 answer positions is 8.6 GB in fp32)
-                n = 1
-                while (n < self.config.eval_batch_size and start + n < len(order) and
-                       (n + 1) * (len(pairs[order[start + n]][1]) + 1) * vocab * 4 <= LOGITS_BUDGET_BYTES):
-                    n += 1
-                chunk = order[start:start + n]
-                start += n
+            for chunk in logit_batches([len(pairs[i][1]) for i in order], vocab, self.config.eval_batch_size):
+                chunk = [order[j] for j in chunk]
                 longest = max(len(pairs[i][0]) + len(pairs[i][1]) for i in chunk)
                 keep = max(len(pairs[i][1]) for i in chunk) + 1  # the answers' positions and the one before them
                 ids = torch.full((len(chunk), longest), pad, dtype=torch.long)
@@ -238,6 +230,25 @@ class LMStudent:
         # is stored so), and a bf16 reload answered 1 of 120 test rows differently (test_train_script)
         model = AutoPeftModelForCausalLM.from_pretrained(str(folder), is_trainable=False, dtype=torch.float32)
         return cls(model, AutoTokenizer.from_pretrained(str(folder)), meta["labels"], config, meta.get("history"))
+
+
+def logit_batches(answer_lengths: Sequence[int], vocab: int, batch_size: int,
+                  budget: int | None = None) -> list[list[int]]:
+    """Consecutive batches of row indices, at most `batch_size` rows, and fewer where the fp32 logits
+    of their answer positions (rows x (longest answer + 1) x vocab x 4 bytes) would pass `budget`
+    (LOGITS_BUDGET_BYTES): a 262k vocabulary x 32 rows x 257 positions is 8.6 GB. A row alone is
+    always a batch."""
+    budget = LOGITS_BUDGET_BYTES if budget is None else budget
+    out: list[list[int]] = []
+    for i, length in enumerate(answer_lengths):
+        if out:
+            batch = out[-1]
+            widest = max(length, max(answer_lengths[j] for j in batch))
+            if len(batch) < batch_size and (len(batch) + 1) * (widest + 1) * vocab * 4 <= budget:
+                batch.append(i)
+                continue
+        out.append([i])
+    return out
 
 
 def base_model_path(name: str | None) -> str:

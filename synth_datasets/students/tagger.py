@@ -123,6 +123,9 @@ def train_tagger(words: Sequence[Sequence[str]], tags: Sequence[Sequence[str]], 
     if prior is not None:
         student = TaggerStudent(prior.model, prior.tokenizer, prior.tags, config)
     else:
+        from transformers import set_seed
+
+        set_seed(config.seed)  # the new head's initial weights follow the config, not what ran before in the process
         path = resolve_encoder(config.encoder)
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForTokenClassification.from_pretrained(

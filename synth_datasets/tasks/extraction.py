@@ -118,7 +118,6 @@ class ExtractionConfig(TaskConfig):
     shots: int = field(default=4, metadata={"help": "Seed documents shown per request."})
     noise: dict | None = field(default_factory=dict, metadata={"help": "Noise rates (spans.NoiseConfig fields); null: none."})
     tokenizer: str = field(default="whitespace", metadata={"help": "Tokens of the BIO output: whitespace (MIT Restaurant's) or words (punctuation apart)."})
-    max_chars: int = field(default=800, metadata={"help": "Longest document kept (characters)."})
     extract_prompt: str = field(default=EXTRACT_PROMPT, metadata={"help": "User turn of the document -> JSON pair; {text} is the document."})
     target: str = field(default="tags", metadata={"help": "What compare's student learns: tags (a token classifier, strict entity-level F1) or json (an LM writes the record, field F1; compare.student: lm)."})
 
@@ -239,6 +238,13 @@ class Extraction(Task):
         fingerprint (and the cache) follows the schema's content, not its path."""
         from ..errors import RecipeError
 
+        for item in recipe.checks:
+            if isinstance(item, dict) and "spans" in item or item == "spans":
+                options = item.get("spans") or {} if isinstance(item, dict) else {}
+                if options.get("tokenizer", "whitespace") != self.config.tokenizer:
+                    raise RecipeError(f"checks: spans checks BIO tags with tokenizer {options.get('tokenizer', 'whitespace')!r} "
+                                      f"but task.tokenizer is {self.config.tokenizer!r}; write "
+                                      f"`- spans: {{tokenizer: {self.config.tokenizer}}}`")
         wants = {"tags": "tagger", "json": "lm"}[self.config.target]
         if recipe.compare.student is not None and recipe.compare.student != wants and recipe.compare.student in ("tagger", "lm"):
             raise RecipeError(f"compare.student: {recipe.compare.student!r} does not learn task.target "
@@ -365,7 +371,9 @@ class Extraction(Task):
             rng = random.Random(f"{seed}:extraction:{i}")
             for redrawn in range(MAX_REDRAWS):
                 record = sampler.sample(rng)
-                wanted = [[leaf.label, str(leaf.value), surface_forms(leaf, node)] for leaf, node in sampler.leaves(record)]
+                # a yes/no field has no words of its own in a text: it stays in the record, not among the spans
+                wanted = [[leaf.label, str(leaf.value), surface_forms(leaf, node)] for leaf, node in sampler.leaves(record)
+                          if leaf.kind != "boolean"]
                 if not colliding(wanted):
                     break
             else:

@@ -316,3 +316,23 @@ def test_schema_from_a_pydantic_model_named_in_the_recipe(tmp_path, monkeypatch)
     assert set(record) == {"city", "seats"} and 1 <= record["seats"] <= 4
     with pytest.raises(SchemaError, match="cannot import"):
         load_schema("no_such_module_x:Thing")
+
+
+def test_target_and_student_must_agree(tmp_path):
+    from synth_datasets.errors import RecipeError
+
+    path = write_recipe(tmp_path, target="json")
+    with pytest.raises(RecipeError, match="compare.student: task.target 'json' is learned by the 'lm' student"):
+        load_recipe(path)
+    data = yaml.safe_load(path.read_text())
+    data["compare"]["student"] = "tagger"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(RecipeError, match="use compare.student: lm"):
+        load_recipe(path)
+    data["compare"]["student"] = "lm"
+    path.write_text(yaml.safe_dump(data))
+    assert load_recipe(path).make_task().metrics == ("field_f1", "nll")
+    data["checks"] = ["parsed", {"spans": {"tokenizer": "words"}}]
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(RecipeError, match="spans checks BIO tags with tokenizer 'words' but task.tokenizer is 'whitespace'"):
+        load_recipe(path)

@@ -227,11 +227,12 @@ class Extraction(Task):
     def metrics(self) -> tuple[str, ...]:
         return self.TAG_METRICS if self.config.target == "tags" else self.JSON_METRICS
 
+    card_template = "extraction.md"
+    hub_task_categories = ["token-classification"]
+
     def __init__(self, config=None, seeds=None, labels=None):
         super().__init__(config, seeds, labels)
         self.entity_labels: list[str] | None = None
-    card_template = "extraction.md"
-    hub_task_categories = ["token-classification"]
 
     def validate(self, recipe) -> None:
         """The schema is read here (relative to the recipe) and kept inline, so that the recipe's
@@ -246,6 +247,9 @@ class Extraction(Task):
                                       f"but task.tokenizer is {self.config.tokenizer!r}; write "
                                       f"`- spans: {{tokenizer: {self.config.tokenizer}}}`")
         wants = {"tags": "tagger", "json": "lm"}[self.config.target]
+        if recipe.compare.student is None and wants != self.default_student:
+            raise RecipeError(f"compare.student: task.target {self.config.target!r} is learned by the {wants!r} "
+                              f"student; set compare.student: {wants}")
         if recipe.compare.student is not None and recipe.compare.student != wants and recipe.compare.student in ("tagger", "lm"):
             raise RecipeError(f"compare.student: {recipe.compare.student!r} does not learn task.target "
                               f"{self.config.target!r}; use compare.student: {wants} (or change task.target)")

@@ -48,6 +48,16 @@ class TaskConfig:
     kind: str = field(default="classification", metadata={"help": "The task: a name in synth_datasets.tasks.TASKS."})
 
 
+def draw_count(real: Dataset, seeds) -> Dataset:
+    """`seeds.count` random rows of `real` (all when it has no count), in file order, seeded by `seeds.seed`."""
+    import random
+
+    count = getattr(seeds, "count", None)
+    if seeds is None or count is None or count >= len(real):
+        return real
+    return real.select(sorted(random.Random(seeds.seed).sample(range(len(real)), count)))
+
+
 class Task:
     """Base of task kinds; see the module docstring for the contract."""
 

@@ -39,7 +39,7 @@ from datasets import Dataset, Features, List, Value
 
 from ..records import RecordSchema, SchemaError, surface_forms
 from ..spans import Field, NoiseConfig, Span, SpanError, add_noise, check_spans, locate, to_bio
-from .base import SeedsConfig, Task, TaskConfig
+from .base import SeedsConfig, Task, TaskConfig, draw_count
 
 MESSAGES = List({"role": Value("string"), "content": Value("string")})
 ENTITY = {"start": Value("int64"), "end": Value("int64"), "label": Value("string"), "text": Value("string"),
@@ -341,10 +341,8 @@ class Extraction(Task):
         return task
 
     def draw_seeds(self, real: Dataset) -> Dataset:
-        if self.seeds is None or self.seeds.count is None or self.seeds.count >= len(real):
-            return real
-        picked = random.Random(self.seeds.seed).sample(range(len(real)), self.seeds.count)
-        return real.select(sorted(picked))
+        """`seeds.count` random real rows (all by default), in file order."""
+        return draw_count(real, self.seeds)
 
     # -- generation -----------------------------------------------------------------------------
     def record_schema(self, seeds: Dataset) -> RecordSchema:

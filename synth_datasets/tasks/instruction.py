@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from datasets import Dataset, Features, List, Value, concatenate_datasets
 
 from ..checks.instruction import SELF_INSTRUCT_WORDS, blocked_pattern
-from .base import SeedsConfig, Task, TaskConfig
+from .base import SeedsConfig, Task, TaskConfig, draw_count
 
 logger = logging.getLogger(__name__)
 MESSAGES = List({"role": Value("string"), "content": Value("string")})
@@ -277,11 +277,8 @@ class Instruction(Task):
         return Dataset.from_dict(rows, features=Features({c: Value("string") for c in self.columns})), dict(dropped)
 
     def draw_seeds(self, real: Dataset) -> Dataset:
-        """`seeds.count` random real tasks (all by default), in file order."""
-        if self.seeds is None or self.seeds.count is None or self.seeds.count >= len(real):
-            return real
-        picked = random.Random(self.seeds.seed).sample(range(len(real)), self.seeds.count)
-        return real.select(sorted(picked))
+        """`seeds.count` random real rows (all by default), in file order."""
+        return draw_count(real, self.seeds)
 
     # -- generation -----------------------------------------------------------------------------
     def prompts(self, seeds: Dataset, *, seed: int, per_label: int | None = None, prompt_tokens: int | None = None,

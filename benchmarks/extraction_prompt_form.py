@@ -21,7 +21,7 @@ from synth_datasets import Generate
 from synth_datasets.generate import generate
 from synth_datasets.pipeline import load_seeds
 from synth_datasets.recipe import load_recipe
-from synth_datasets.tasks.extraction import SEPARATOR
+from synth_datasets.tasks.extraction import STOPS
 
 
 def cpu_flags() -> str:
@@ -42,7 +42,7 @@ def main() -> None:
         prompts = task.prompts(seeds, seed=recipe.seeds.seed, per_label=args.records)
         sampling = recipe.generator.sampling()
         if form == "complete":
-            gen = Generate(model=recipe.generator.model, sampling=replace(sampling, stop=(SEPARATOR,)),
+            gen = Generate(model=recipe.generator.model, sampling=replace(sampling, stop=STOPS),
                            engine=recipe.engine, parser="extraction", prompt_column="prompt")
         else:
             gen = Generate(model=recipe.generator.model, sampling=sampling, engine=recipe.engine, parser="extraction")

@@ -262,24 +262,35 @@ class RecordSchema:
             self._faker = Faker(self.locale)
         return self._faker
 
-    def sample(self, rng: random.Random) -> dict:
+    def sample(self, rng: random.Random, include: Sequence[str] = ()) -> dict:
         """One record whose rules hold (redrawn up to `max_tries` times; then a SchemaError names the
-        rule that never held)."""
+        rule that never held). `include`: top-level properties the record must have, among
+        `optional_fields()`; the others are chosen as usual, `x-choose` counting these among its fields."""
+        include = tuple(include)
+        if include:
+            can = self.optional_fields()
+            unknown = [n for n in include if n not in can]
+            if unknown:
+                raise SchemaError(f"cannot make a record include {unknown}: not an optional top-level property with "
+                                  f"one value and values to draw (those are {sorted(can)})")
+            most = self._resolve(self.schema).get("x-choose", [0, len(can)])[1]
+            if len(set(include)) > most:
+                raise SchemaError(f"cannot make a record include {len(set(include))} fields: x-choose allows {most}")
         last: list[str] = []
         for _ in range(self.max_tries):
-            record = self._draw(self.schema, "", rng)
-            last = self.problems(record)
+            record = self._draw(self.schema, "", rng, include)
+            last = self.problems(record) + [f"{n} is missing" for n in include if n not in record]
             if not last:
                 return record
         raise SchemaError(f"no record satisfied the schema in {self.max_tries} draws: {'; '.join(last)}")
 
-    def _draw(self, node, path: str, rng: random.Random):
+    def _draw(self, node, path: str, rng: random.Random, include: Sequence[str] = ()):
         node = self._resolve(node)
         kind = self._kind(node, path)
         if "const" in node:
             return node["const"]
         if kind == "object":
-            return self._draw_object(node, path, rng)
+            return self._draw_object(node, path, rng, include)
         if kind == "array":
             low, high = node.get("minItems", 1), node.get("maxItems", max(node.get("minItems", 1), 3))
             return [self._draw(node["items"], f"{path}[]", rng) for _ in range(rng.randint(low, high))]
@@ -321,7 +332,7 @@ class RecordSchema:
         kind = self._kind(node, "")
         return kind != "string" or "const" in node or bool(self._sources(node))
 
-    def _draw_object(self, node, path: str, rng: random.Random) -> dict:
+    def _draw_object(self, node, path: str, rng: random.Random, include: Sequence[str] = ()) -> dict:
         props = node.get("properties", {})
         required = set(node.get("required", []))
         for name in required:
@@ -332,11 +343,13 @@ class RecordSchema:
         # an optional field whose only pool is empty is left out (a draw of seeds without that entity)
         optional = [n for n in props if n not in required and "x-formula" not in self._resolve(props[n])
                     and self._drawable(props[n])]
+        forced = set(include)  # checked by sample(): optional top-level fields
+        rest = [n for n in optional if n not in forced]
         if "x-choose" in node:
             low, high = node["x-choose"]
-            chosen = set(rng.sample(optional, min(len(optional), rng.randint(low, high))))
+            chosen = forced | set(rng.sample(rest, max(0, min(len(rest), rng.randint(low, high) - len(forced)))))
         else:
-            chosen = {n for n in optional if rng.random() < 0.5}
+            chosen = forced | {n for n in rest if rng.random() < 0.5}
         out: dict[str, Any] = {}
         formulas, afters = [], []
         for name, sub in props.items():
@@ -429,6 +442,22 @@ class RecordSchema:
         elif kind == "array" and isinstance(value, list):
             for i, item in enumerate(value):
                 out += self._check(node["items"], item, f"{path}[{i}]")
+        return out
+
+    def optional_fields(self, drawable: bool = True) -> dict[str, str]:
+        """The top-level optional properties with one value each (not an object, list, yes/no, formula
+        or date that follows another field) and their span labels: what `sample(include=...)` can force.
+        `drawable=False` lists them also when their pool is empty (no seed row had that entity)."""
+        root = self._resolve(self.schema)
+        required = set(root.get("required", []))
+        out: dict[str, str] = {}
+        for name, sub in root.get("properties", {}).items():
+            node = self._resolve(sub)
+            if name in required or "x-formula" in node or "x-after" in node or "const" in node:
+                continue
+            if self._kind(node, name) in ("object", "array", "boolean") or (drawable and not self._drawable(node)):
+                continue
+            out[name] = node.get("x-label", name)
         return out
 
     def labels(self) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -157,6 +158,21 @@ def test_parse_records_each_reason_and_never_raises():
         {"wanted": json.dumps([["A", "2", ["2"]], ["B", "2", ["2"]]])}, Completion("2 stars", "stop", 1, 1), None)[1])
 
 
+def test_document_ends_at_the_few_shot_lists_own_markers():
+    """A small model that goes on to a second "Text:" (seen with the embedded model) has left its
+    document: the document is what came before, and the stop strings end generation there."""
+    from synth_datasets.engine import Completion
+    from synth_datasets.tasks.extraction import STOPS
+
+    row = {"wanted": json.dumps([["Cuisine", "vegan", ["vegan"]]])}
+    ok, error = Extraction.parse(row, Completion("mexican restaurant with vegan\nText:\nnew york mexican restaurant with vegan\n",
+                                                 "stop", 1, 1), None)
+    assert error is None and ok["text"] == "mexican restaurant with vegan"
+    ok, error = Extraction.parse(row, Completion("vegan place\nValues:\n- Cuisine: thai", "stop", 1, 1), None)
+    assert error is None and ok["text"] == "vegan place"
+    assert {"###", "\nText:", "\nValues:"} <= set(STOPS)
+
+
 def invoice_completer(prompt: str) -> str:
     """An invoice that states every value of the requested record, in sections."""
     record = json.loads(prompt.rsplit("Values:\n", 1)[1].rsplit("\nText:", 1)[0])
@@ -236,6 +252,17 @@ def test_entity_scores_are_strict_and_match_a_hand_count():
     scores = task.score(predicted, rows)
     assert scores == pytest.approx({"entity_precision": 2 / 5, "entity_recall": 2 / 4, "entity_f1": 4 / 9})
     assert task.score(task.words_and_tags(rows)[1], rows) == {"entity_f1": 1.0, "entity_precision": 1.0, "entity_recall": 1.0}
+
+
+def test_tagger_min_steps_adds_passes_over_few_rows_only():
+    from synth_datasets.students.tagger import TaggerConfig
+
+    config = TaggerConfig(epochs=20, batch_size=16, min_steps=300)
+    assert config.passes(50) == 75      # 4 steps per pass: 20 passes would be 80 steps
+    assert config.passes(400) == 20     # 25 steps per pass: 20 passes are 500 steps already
+    assert TaggerConfig(epochs=20, min_steps=0).passes(50) == 20
+    with pytest.raises(ValueError, match="min_steps"):
+        TaggerConfig(min_steps=-1)
 
 
 @needs_data
@@ -338,3 +365,179 @@ def test_target_and_student_must_agree(tmp_path):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(RecipeError, match="spans checks BIO tags with tokenizer 'words' but task.tokenizer is 'whitespace'"):
         load_recipe(path)
+
+
+def test_sampler_include_forces_a_top_level_field_and_x_choose_still_counts():
+    import random
+
+    from synth_datasets.records import RecordSchema, SchemaError
+
+    schema = json.loads((ROOT / "recipes" / "schemas" / "mit-restaurant.json").read_text())
+    pools = {name: [f"{name.lower()} value"] for name in schema["properties"]}
+    sampler = RecordSchema(schema, pools=pools)
+    assert sampler.optional_fields() == {name: name for name in schema["properties"]}
+    rng = random.Random(0)
+    for _ in range(200):
+        record = sampler.sample(rng, include=("Price",))
+        assert "Price" in record and 1 <= len(record) <= 3  # x-choose [1, 3] counts the forced field
+    free = [sampler.sample(rng) for _ in range(400)]
+    assert 0.2 < sum("Price" in r for r in free) / 400 < 0.35  # about 2 of 8 fields: forcing is what changed
+    with pytest.raises(SchemaError, match="cannot make a record include .*Nope"):
+        sampler.sample(rng, include=("Nope",))
+    with pytest.raises(SchemaError, match="x-choose allows 3"):
+        sampler.sample(rng, include=("Price", "Dish", "Hours", "Rating"))
+    # only optional top-level fields with one value each can be forced
+    odd = RecordSchema({"type": "object", "required": ["id"], "properties": {
+        "id": {"type": "string", "x-values": ["a1"]},
+        "when": {"type": "string", "format": "date"},
+        "until": {"type": "string", "format": "date", "x-after": {"field": "when"}},
+        "items": {"type": "array", "items": {"type": "string", "x-values": ["x"]}},
+        "vip": {"type": "boolean"},
+        "total": {"type": "number", "x-formula": "1 + 1"},
+        "place": {"type": "string", "x-values": ["rome"], "x-label": "Location"}}})
+    assert odd.optional_fields() == {"when": "when", "place": "Location"}
+    with pytest.raises(SchemaError, match="cannot make a record include"):
+        odd.sample(rng, include=("id",))  # required: always there, nothing to force
+    assert all("place" in odd.sample(rng, include=("place",)) for _ in range(20))
+    # an invoice's fields are required or nested: nothing to balance
+    assert RecordSchema(json.loads((ROOT / "recipes" / "schemas" / "invoice.json").read_text())).optional_fields() == {}
+
+
+@needs_data
+def test_free_records_are_the_ones_drawn_before_balancing_existed(tmp_path):
+    """Row ids (so the generation cache) of a recipe without balance_to are those of the code before
+    it: taken from commit be928fa with the shipped MIT recipe, seed 0, 30 records."""
+    from synth_datasets.pipeline import load_seeds
+
+    task, seeds, _ = load_seeds(load_recipe(ROOT / "recipes" / "mit-restaurant.yaml"))
+    prompts = task.prompts(seeds, seed=0, per_label=30)
+    assert hashlib.sha256("".join(prompts["row_id"]).encode()).hexdigest()[:16] == "9c2551b1b0a8f09c"
+    assert "balancing" not in prompts.column_names
+
+
+@needs_data
+def test_balance_to_asks_each_entity_type_for_its_deficit_in_the_seed_rows(tmp_path):
+    from synth_datasets.pipeline import load_seeds
+
+    recipe = load_recipe(write_recipe(tmp_path, records=None, balance_to=6))
+    task, seeds, _ = load_seeds(recipe)
+    mentions = Extraction.mentions(seeds)
+    prompts = task.prompts(seeds, seed=0)
+    asked = Counter(prompts["balancing"])
+    assert asked  # 40 seed queries leave some labels under 6 mentions
+    for label in task.record_schema(seeds).optional_fields().values():
+        assert asked.get(label, 0) == max(0, 6 - mentions[label]), (label, mentions)
+    for label, record in zip(prompts["balancing"], prompts["record"]):
+        assert label in json.loads(record)  # MIT's labels are its field names
+    assert len(prompts) == sum(asked.values())
+    # raising balance_to keeps every record drawn before: a label's records follow its own index
+    more = load_recipe(write_recipe(tmp_path, records=None, balance_to=8))
+    task8, _, _ = load_seeds(more)
+    ids8 = set(task8.prompts(seeds, seed=0)["row_id"])
+    assert set(prompts["row_id"]) <= ids8 and len(ids8) > len(prompts)
+    # compare's amount (per_label) is free records, as before
+    assert "balancing" not in task.prompts(seeds, seed=0, per_label=5).column_names
+
+
+def test_balance_to_reports_labels_it_cannot_fill_and_refuses_nothing_to_do():
+    from synth_datasets.errors import RecipeError
+    from synth_datasets.tasks.extraction import ExtractionConfig
+
+    schema = {"type": "object", "x-choose": [1, 2], "properties": {
+        "Cuisine": {"type": "string", "x-pool": "Cuisine"}, "Hours": {"type": "string", "x-pool": "Hours"},
+        "Spot": {"type": "string", "x-pool": "Location", "x-label": "Location"}}}
+    seeds, _ = Extraction(seeds=ExtractionSeeds(path="x")).standardize(__import__("datasets").Dataset.from_dict({
+        "text": ["thai food", "thai place downtown"],
+        "entities": [[{"start": 0, "end": 4, "label": "Cuisine"}],
+                     [{"start": 0, "end": 4, "label": "Cuisine"}, {"start": 11, "end": 19, "label": "Location"}]]}), "seeds")
+    task = Extraction(ExtractionConfig(schema=schema, balance_to=3), seeds=ExtractionSeeds(path="x")).with_data(seeds)
+    sampler = task.record_schema(seeds)
+    asked, unfilled = task.deficits(seeds, sampler)
+    assert asked == {"Cuisine": 1, "Location": 2} and unfilled == {"Hours": 3}  # no seed shows Hours: empty pool
+    plan = task.plan(seeds, sampler)
+    assert [(label, field) for label, field, _ in plan] == [("Cuisine", "Cuisine"), ("Location", "Spot"), ("Location", "Spot")]
+    prompts = task.prompts(seeds, seed=0)
+    assert prompts["balancing"] == ["Cuisine", "Location", "Location"]
+    assert all("Spot" in json.loads(r) for r in prompts["record"][1:])
+    full = Extraction(ExtractionConfig(schema=schema, balance_to=1), seeds=ExtractionSeeds(path="x")).with_data(seeds)
+    with pytest.raises(RecipeError, match="every label already has 1 mentions"):
+        full.plan(seeds, full.record_schema(seeds))  # Hours cannot be drawn, the others have 1 already
+
+
+def test_records_and_balance_to_are_exclusive_and_need_fields_to_balance(tmp_path):
+    from synth_datasets.errors import RecipeError
+    from synth_datasets.tasks.extraction import ExtractionConfig
+
+    with pytest.raises(ValueError, match="records / balance_to: set one"):
+        ExtractionConfig(records=10, balance_to=5)
+    with pytest.raises(ValueError, match="balance_to must be >= 1"):
+        ExtractionConfig(balance_to=0)
+    path = write_recipe(tmp_path, records=None, balance_to=5)
+    data = yaml.safe_load(path.read_text())
+    data["task"]["schema"] = {"type": "object", "required": ["Cuisine"],
+                              "properties": {"Cuisine": {"type": "string", "x-values": ["thai"]}}}
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(RecipeError, match="balance_to needs optional top-level fields"):
+        load_recipe(path)
+
+
+@needs_data
+def test_balanced_run_through_the_fake_engine_states_its_deficits_on_the_card(fake_engine, tmp_path, monkeypatch):
+    monkeypatch.setattr(fake_engine, "completer", staticmethod(query_completer))
+    folder, _ = run_recipe(load_recipe(write_recipe(tmp_path, records=None, balance_to=6)))
+    provenance = json.loads((folder / "provenance.json").read_text())
+    records = provenance["records"]
+    assert records["balance_to"] == 6 and records["requested"] == sum(records["balancing"].values())
+    assert records["unfilled"] == {}
+    card = (folder / "README.md").read_text()
+    listed = ", ".join(f"{label} {n}" for label, n in sorted(records["balancing"].items()))
+    assert f"for its deficit to 6 mentions in the seed rows ({listed})" in card
+    kept = Counter(e["label"] for row in load_dataset(str(folder), split="train") for e in row["entities"])
+    assert kept == Counter(provenance["entities"]["kept"])
+
+
+def _extraction_judge(conversation: list[dict]) -> str:
+    """A judge that reads the document and the record the task shows it: a query with two or more
+    values ("... with ...") is called inconsistent (score 1), one with a single value fine (5)."""
+    prompt = conversation[-1]["content"]
+    document = prompt.split("Document: ", 1)[1].split("\n", 1)[0]
+    record = json.loads(prompt.split("Extracted values (JSON): ", 1)[1].split("\n", 1)[0])
+    assert all(str(v).lower() in document for v in record.values()), (document, record)  # it sees both
+    consistent = 1 if " with " in document else 5
+    return json.dumps({"realistic_reason": "a query", "realistic": 4,
+                       "consistent_reason": "ok" if consistent == 5 else "two values", "consistent": consistent})
+
+
+@needs_data
+def test_judge_with_the_extraction_criteria_sees_document_and_record_and_removes_low_scores(fake_engine, tmp_path,
+                                                                                             monkeypatch):
+    monkeypatch.setattr(fake_engine, "completer", staticmethod(query_completer))
+    monkeypatch.setattr(fake_engine, "responder", staticmethod(_extraction_judge))
+    path = write_recipe(tmp_path, noise=None)
+    data = yaml.safe_load(path.read_text())
+    data["checks"].append({"judge": {"criteria": ["realistic", "consistent"], "control_rows": 0, "min_score": 3}})
+    path.write_text(yaml.safe_dump(data))
+    folder, report = run_recipe(load_recipe(path))
+    judged = [r for r in report.results if r.check["name"] == "judge"][0]
+    kept = load_dataset(str(folder), split="train")
+    assert judged.removed > 0 and len(kept) > 0
+    assert all(" with " not in text for text in kept["text"])
+    assert all(score == 5 for score in kept["judge_consistent"]) and set(kept["judge_realistic"]) == {4}
+
+
+@needs_data
+def test_generation_asks_the_engine_to_stop_at_the_markers(fake_engine, tmp_path, monkeypatch):
+    from synth_datasets.pipeline import Runner
+    from synth_datasets.tasks.extraction import STOPS
+
+    monkeypatch.setattr(fake_engine, "completer", staticmethod(query_completer))
+    seen, original = [], Runner.generator
+
+    def spy(self, *args, **kwargs):
+        gen = original(self, *args, **kwargs)
+        seen.append(tuple(gen.sampling.stop or ()))
+        return gen
+
+    monkeypatch.setattr(Runner, "generator", spy)
+    run_recipe(load_recipe(write_recipe(tmp_path)))
+    assert seen and seen[0] == tuple(STOPS)

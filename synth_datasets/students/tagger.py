@@ -26,6 +26,7 @@ class TaggerConfig:
     encoder: str = field(default="all-MiniLM-L6-v2", metadata={"help": "Encoder id or folder; the default is the embedded copy."})
     learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate (linear decay, 10% warm-up)."})
     epochs: float = field(default=20.0, metadata={"help": "Passes over the training rows (few rows: many passes)."})
+    min_steps: int = field(default=0, metadata={"help": "At least this many optimizer steps: more passes when there are few rows."})
     batch_size: int = field(default=16, metadata={"help": "Rows per step."})
     max_length: int = field(default=128, metadata={"help": "Sub-word pieces per row (longer rows are cut)."})
     weight_decay: float = 0.01
@@ -33,8 +34,13 @@ class TaggerConfig:
     eval_batch_size: int = 64
 
     def __post_init__(self):
-        if self.batch_size < 1 or self.epochs <= 0 or self.max_length < 8:
-            raise ValueError("tagger: batch_size >= 1, epochs > 0 and max_length >= 8")
+        if self.batch_size < 1 or self.epochs <= 0 or self.max_length < 8 or self.min_steps < 0:
+            raise ValueError("tagger: batch_size >= 1, epochs > 0, min_steps >= 0 and max_length >= 8")
+
+    def passes(self, rows: int) -> float:
+        """Epochs to train on `rows` rows: `epochs`, or more where that would be under `min_steps` steps."""
+        per_epoch = -(-rows // self.batch_size)
+        return max(self.epochs, -(-self.min_steps // per_epoch))
 
 
 def tag_names(entity_labels: Sequence[str]) -> list[str]:
@@ -135,7 +141,7 @@ def train_tagger(words: Sequence[Sequence[str]], tags: Sequence[Sequence[str]], 
     data = Dataset.from_dict({k: enc[k] for k in ("input_ids", "attention_mask", "labels")})
     args = TrainingArguments(
         output_dir=tempfile.mkdtemp(prefix="synth-tagger-"), learning_rate=config.learning_rate,
-        num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size, weight_decay=config.weight_decay,
+        num_train_epochs=config.passes(len(words)), per_device_train_batch_size=config.batch_size, weight_decay=config.weight_decay,
         warmup_steps=0.1, lr_scheduler_type="linear", seed=config.seed, save_strategy="no", report_to="none",
         logging_steps=10, disable_tqdm=True, use_cpu=not torch.cuda.is_available())
     trainer = Trainer(model=student.model, args=args, train_dataset=data,

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 import re
 from collections import Counter
@@ -41,11 +42,15 @@ from ..records import RecordSchema, SchemaError, surface_forms
 from ..spans import Field, NoiseConfig, Span, SpanError, add_noise, check_spans, locate, to_bio
 from .base import SeedsConfig, Task, TaskConfig, draw_count
 
+logger = logging.getLogger(__name__)
 MESSAGES = List({"role": Value("string"), "content": Value("string")})
 ENTITY = {"start": Value("int64"), "end": Value("int64"), "label": Value("string"), "text": Value("string"),
           "value": Value("string")}
 ENTITIES = List(ENTITY)
 SEPARATOR = "###"
+# the few-shot list's own markers: a document never contains them, so the model writing one has left
+# its document (a small model goes on with "Text:" and a second try): the document ends there
+STOPS = (SEPARATOR, "\nText:", "\nValues:")
 LIST_HEADER = "Examples of {document}, each written to contain the values listed above it.\n"
 EXAMPLE = "{sep}\nValues:\n{values}\nText:\n{text}\n"
 CHAT_SYSTEM = "You write realistic example documents for training an information-extraction model. Reply with the document only."
@@ -68,6 +73,7 @@ JUDGE_CRITERIA = {
 
 
 MAX_REDRAWS = 100
+DEFAULT_RECORDS = 100
 
 
 def colliding(wanted: Sequence) -> list[str]:
@@ -110,7 +116,8 @@ class ExtractionConfig(TaskConfig):
 
     schema: Any = field(default=None, metadata={"help": "The record schema: a JSON Schema file (relative to the recipe) or an inline mapping, with x- value sources (records.py)."})
     document: str = field(default="short texts", metadata={"help": "What the documents are, in the plural: 'restaurant search queries', 'invoices'."})
-    records: int = field(default=100, metadata={"help": "Records (so documents) to generate."})
+    records: int | None = field(default=None, metadata={"help": "Records (so documents) to generate; default 100 (or balance_to)."})
+    balance_to: int | None = field(default=None, metadata={"help": "Instead of records: each entity label of an optional top-level field gets records that include it for its deficit to this many mentions in the seed rows, like balance_to of classification."})
     locale: str = field(default="en_US", metadata={"help": "Faker locale of generated names, companies, addresses."})
     pools: dict = field(default_factory=dict, metadata={"help": "Named lists of values for x-pool."})
     pools_from_seeds: bool = field(default=True, metadata={"help": "Each entity label of the seed rows becomes a pool of their texts."})
@@ -122,8 +129,14 @@ class ExtractionConfig(TaskConfig):
     target: str = field(default="tags", metadata={"help": "What compare's student learns: tags (a token classifier, strict entity-level F1) or json (an LM writes the record, field F1; compare.student: lm)."})
 
     def __post_init__(self):
-        if self.records < 1 or self.shots < 0:
-            raise ValueError("records must be >= 1 and shots >= 0")
+        if self.records is not None and self.balance_to is not None:
+            raise ValueError("records / balance_to: set one of records (documents in all) or balance_to (fill each "
+                             "entity type up to N mentions), not both")
+        for name in ("records", "balance_to"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.shots < 0:
+            raise ValueError("shots must be >= 0")
         if self.prompt_form not in ("complete", "chat"):
             raise ValueError(f"prompt_form: {self.prompt_form!r} is not known; choose complete or chat")
         if self.tokenizer not in ("whitespace", "words"):
@@ -256,7 +269,10 @@ class Extraction(Task):
 
         try:
             self.config.schema = load_schema(self.config.schema, Path(recipe.base_dir))
-            RecordSchema(self.config.schema, self.config.locale, {**self._placeholder_pools(), **self.config.pools})
+            sampler = RecordSchema(self.config.schema, self.config.locale, {**self._placeholder_pools(), **self.config.pools})
+            if self.config.balance_to is not None and not sampler.optional_fields():
+                raise SchemaError("balance_to needs optional top-level fields with one value each (the entity types "
+                                  "it fills up); this schema has none: use task.records")
         except SchemaError as err:
             raise RecipeError(f"task.schema: {err}") from None
 
@@ -365,14 +381,21 @@ class Extraction(Task):
         `record` (JSON), `wanted` (JSON list of [label, value, forms] to find in the document)."""
         cfg = self.config
         sampler = self.record_schema(seeds)
-        n = per_label or cfg.records
+        plan = self.plan(seeds, sampler, per_label)
         examples = [(json.loads(r), t) for r, t in zip(seeds["record"], seeds["text"])]
         budget = None if prompt_tokens is None else max(400, 2 * prompt_tokens)  # chars, at a cautious 2 per token
         rows: dict[str, list] = {"row_id": [], "prompt": [], "messages": [], "record": [], "wanted": [], "redrawn": []}
-        for i in range(n):
-            rng = random.Random(f"{seed}:extraction:{i}")
+        balanced = any(entry is not None for entry in plan)
+        if balanced:
+            rows["balancing"] = []  # the label a balancing record was asked for (only in balanced runs)
+        for i, entry in enumerate(plan):
+            # a free record's randomness and id follow its index, a balancing one's its label and its
+            # index within that label: raising balance_to keeps every record drawn before
+            where = i if entry is None else f"{entry[0]}:{entry[2]}"
+            rng = random.Random(f"{seed}:extraction:{where}")
+            include = () if entry is None else (entry[1],)
             for redrawn in range(MAX_REDRAWS):
-                record = sampler.sample(rng)
+                record = sampler.sample(rng, include=include)
                 # a yes/no field has no words of its own in a text: it stays in the record, not among the spans
                 wanted = [[leaf.label, str(leaf.value), surface_forms(leaf, node)] for leaf, node in sampler.leaves(record)
                           if leaf.kind != "boolean"]
@@ -396,20 +419,64 @@ class Extraction(Task):
                 user = CHAT_TEMPLATE.format(document=f"one of {cfg.document}", values=show_values(shown_record),
                                             examples=examples_text)
                 messages = [{"role": "system", "content": CHAT_SYSTEM}, {"role": "user", "content": user}]
-            rows["row_id"].append(_id("extraction", seed, i, prompt, messages, record))
+            rows["row_id"].append(_id("extraction", seed, where, prompt, messages, record))
             rows["prompt"].append(prompt)
             rows["messages"].append(messages)
             rows["record"].append(json.dumps(record, ensure_ascii=False))
             rows["wanted"].append(json.dumps(wanted, ensure_ascii=False))
             rows["redrawn"].append(redrawn)
-        return Dataset.from_dict(rows, features=Features({"row_id": Value("string"), "prompt": Value("string"),
-                                                          "messages": MESSAGES, "record": Value("string"),
-                                                          "wanted": Value("string"), "redrawn": Value("int64")}))
+            if balanced:
+                rows["balancing"].append(entry[0])
+        features = {"row_id": Value("string"), "prompt": Value("string"), "messages": MESSAGES, "record": Value("string"),
+                    "wanted": Value("string"), "redrawn": Value("int64")}
+        return Dataset.from_dict(rows, features=Features({**features, **({"balancing": Value("string")} if balanced else {})}))
+
+    def plan(self, seeds: Dataset, sampler: RecordSchema, per_label: int | None = None) -> list[tuple | None]:
+        """One entry per record to draw: None (fields chosen as the schema says), or (label, field,
+        index within the label) for a record that must include that field. `per_label` (compare's
+        amount) or `records` give that many free records; `balance_to: N` gives each entity label of
+        an optional top-level field N minus its mentions in the seed rows records that include it
+        (`deficits`), so the labels the seeds show least get the most, as `balance_to` does for the
+        labels of a classification recipe."""
+        from ..errors import RecipeError
+
+        cfg = self.config
+        if per_label is not None or cfg.balance_to is None:
+            return [None] * (per_label or cfg.records or DEFAULT_RECORDS)
+        asked, unfilled = self.deficits(seeds, sampler)
+        if unfilled:
+            logger.warning("balance_to: no seed row has an entity of %s, and no other source gives the field values: "
+                           "those labels get no records (give task.pools or x-values/x-faker for them)", sorted(unfilled))
+        if not asked:
+            raise RecipeError(f"task.balance_to: every label already has {cfg.balance_to} mentions in the seed rows, "
+                              "or none can be drawn: nothing to generate (raise balance_to)")
+        fields: dict[str, list[str]] = {}
+        for name, label in sampler.optional_fields().items():
+            fields.setdefault(label, []).append(name)
+        # two fields with one label take turns
+        return [(label, fields[label][j % len(fields[label])], j) for label in sorted(asked) for j in range(asked[label])]
+
+    def deficits(self, seeds: Dataset, sampler: RecordSchema) -> tuple[dict[str, int], dict[str, int]]:
+        """`balance_to`'s records per label: (asked, unfilled). A label whose field has no values to
+        draw (its pool is empty: no seed row has that entity) cannot be asked for: unfilled."""
+        mentions = self.mentions(seeds)
+        drawable = set(sampler.optional_fields().values())
+        asked, unfilled = {}, {}
+        for label in sorted(set(sampler.optional_fields(drawable=False).values())):
+            need = max(0, self.config.balance_to - mentions[label])
+            if need:
+                (asked if label in drawable else unfilled)[label] = need
+        return asked, unfilled
+
+    @staticmethod
+    def mentions(rows: Dataset) -> Counter:
+        """Entity mentions per label in these rows."""
+        return Counter(e["label"] for entities in rows["entities"] for e in entities)
 
     def synthesize(self, seeds: Dataset, runner, *, seed: int, per_label: int | None = None) -> Dataset:
         prompts = self.prompts(seeds, seed=seed, per_label=per_label, prompt_tokens=runner.prompt_tokens())
         if self.config.prompt_form == "complete":
-            gen = runner.generator(parser=self.name, sampling={"stop": (SEPARATOR,)}, prompt_column="prompt")
+            gen = runner.generator(parser=self.name, sampling={"stop": STOPS}, prompt_column="prompt")
         else:
             gen = runner.generator(parser=self.name)
         out = runner(prompts, gen, stage="generate")
@@ -454,7 +521,7 @@ class Extraction(Task):
         empty = {"text": None, "entities": []}
         if completion.finish_reason == "length":
             return empty, "cut off at max_tokens"
-        text = (completion.text or "").split(SEPARATOR)[0].strip().strip('"').strip()
+        text = re.split("|".join(map(re.escape, STOPS)), completion.text or "")[0].strip().strip('"').strip()
         if not text:
             return empty, "empty document"
         wanted = [Field(label, value, tuple(forms)) for label, value, forms in json.loads(row["wanted"])]
@@ -545,8 +612,8 @@ class Extraction(Task):
 
     def provenance(self, seeds: Dataset, prompts: Dataset, kept: Dataset) -> dict:
         cfg = self.config
-        labels = Counter(e["label"] for entities in kept["entities"] for e in entities) if len(kept) else Counter()
-        seed_labels = Counter(e["label"] for entities in seeds["entities"] for e in entities)
+        labels = self.mentions(kept) if len(kept) else Counter()
+        seed_labels = self.mentions(seeds)
         noise = Counter()
         if "noise" in kept.column_names:
             for n in kept["noise"]:
@@ -557,7 +624,10 @@ class Extraction(Task):
                                         + f"{SEPARATOR}\nValues:\n<the record's values>\nText:\n")
                            if cfg.prompt_form == "complete" else CHAT_SYSTEM + "\n\n" + CHAT_TEMPLATE},
                 "records": {"requested": len(prompts),
-                            "redrawn": int(sum(prompts["redrawn"])) if "redrawn" in prompts.column_names else 0},
+                            "redrawn": int(sum(prompts["redrawn"])) if "redrawn" in prompts.column_names else 0,
+                            "balance_to": cfg.balance_to,
+                            "balancing": dict(Counter(prompts["balancing"])) if "balancing" in prompts.column_names else {},
+                            "unfilled": self.deficits(seeds, self.record_schema(seeds))[1] if cfg.balance_to else {}},
                 "schema": cfg.schema, "locale": cfg.locale, "noise": cfg.noise, "tokenizer": cfg.tokenizer,
                 "entities": {"seeds": dict(seed_labels), "kept": dict(labels)}, "noise_applied": dict(noise)}
 

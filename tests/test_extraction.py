@@ -267,7 +267,7 @@ def test_tagger_min_steps_adds_passes_over_few_rows_only():
 
 @needs_data
 @pytest.mark.slow
-def test_tagger_student_trains_on_real_rows_and_tags_the_test_split(tmp_path):
+def test_tagger_student_trains_on_real_rows_and_tags_the_test_split(tmp_path, capsys):
     """Real transformers steps on 300 MIT Restaurant training sentences; on 200 test sentences the
     strict entity F1 is far above a tagger that learned nothing (0), and a saved student reloads to
     the same tags."""
@@ -285,6 +285,7 @@ def test_tagger_student_trains_on_real_rows_and_tags_the_test_split(tmp_path):
     student = kind.fit(train, task)
     h = student.history
     assert h["steps"] == 76 and h["last_loss"] < h["first_loss"] / 2
+    assert "'loss'" not in capsys.readouterr().out  # the log dicts go to the history, not to stdout
     predicted = kind.predict(student, test, task)
     assert all(len(p) == len(t.split()) for p, t in zip(predicted, test["text"]))  # MIT's own tokens
     scores = task.score(predicted, test)

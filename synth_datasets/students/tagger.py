@@ -120,6 +120,7 @@ def train_tagger(words: Sequence[Sequence[str]], tags: Sequence[Sequence[str]], 
     from datasets import Dataset
     from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
                               Trainer, TrainingArguments)
+    from transformers.trainer_callback import PrinterCallback
 
     from .encoder import resolve_encoder
 
@@ -142,14 +143,17 @@ def train_tagger(words: Sequence[Sequence[str]], tags: Sequence[Sequence[str]], 
         student = TaggerStudent(model, tokenizer, tag_set, config)
     enc = student._encode(words, tags)
     data = Dataset.from_dict({k: enc[k] for k in ("input_ids", "attention_mask", "labels")})
-    args = TrainingArguments(
-        output_dir=tempfile.mkdtemp(prefix="synth-tagger-"), learning_rate=config.learning_rate,
-        num_train_epochs=config.passes(len(words)), per_device_train_batch_size=config.batch_size, weight_decay=config.weight_decay,
-        warmup_steps=0.1, lr_scheduler_type="linear", seed=config.seed, save_strategy="no", report_to="none",
-        logging_steps=10, disable_tqdm=True, use_cpu=not torch.cuda.is_available())
-    trainer = Trainer(model=student.model, args=args, train_dataset=data,
-                      data_collator=DataCollatorForTokenClassification(student.tokenizer))
-    result = trainer.train()
+    with tempfile.TemporaryDirectory(prefix="synth-tagger-") as scratch:  # nothing is saved there (save_strategy no)
+        args = TrainingArguments(
+            output_dir=scratch, learning_rate=config.learning_rate,
+            num_train_epochs=config.passes(len(words)), per_device_train_batch_size=config.batch_size,
+            weight_decay=config.weight_decay, warmup_steps=0.1, lr_scheduler_type="linear", seed=config.seed,
+            save_strategy="no", report_to="none", logging_steps=10, disable_tqdm=True,
+            use_cpu=not torch.cuda.is_available())
+        trainer = Trainer(model=student.model, args=args, train_dataset=data,
+                          data_collator=DataCollatorForTokenClassification(student.tokenizer))
+        trainer.remove_callback(PrinterCallback)  # transformers would print every log dict; the losses go to the history
+        result = trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     student.history = {"steps": result.global_step, "train_loss": result.training_loss,
                        "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,

@@ -542,3 +542,30 @@ def test_generation_asks_the_engine_to_stop_at_the_markers(fake_engine, tmp_path
     monkeypatch.setattr(Runner, "generator", spy)
     run_recipe(load_recipe(write_recipe(tmp_path)))
     assert seen and seen[0] == tuple(STOPS)
+
+
+def test_field_f1_of_json_answers_against_hand_counted_pairs():
+    """Micro-F1 over (field path, value) pairs, counted by hand: values compared case-folded with
+    whitespace collapsed, list items without their index, an answer that is not JSON predicts
+    nothing (its gold pairs still count), a row without an answer is left out."""
+    from datasets import Dataset
+
+    from synth_datasets.tasks.extraction import ExtractionConfig, field_pairs
+
+    rows = Dataset.from_dict({"record": [
+        json.dumps({"Cuisine": "Thai", "Location": "boston"}),
+        json.dumps({"lines": [{"q": 2}, {"q": 3}], "total": 10}),
+        json.dumps({"Dish": "pizza"}),
+        json.dumps({"Dish": "soup"})]})
+    predictions = [
+        {"answer": '{"Cuisine": "thai ", "Location": "Cambridge", "Price": "cheap"}', "nll": 1.0},  # 1 of 3 right, 2 gold
+        {"answer": '{"lines": [{"q": 3}, {"q": 2}], "total": 11}', "nll": 2.0},                      # 2 of 3 right, 3 gold
+        {"answer": "pizza, I think", "nll": 3.0},                                                       # not JSON: 0 of 0, 1 gold
+        {"answer": None, "nll": None}]                                                                  # not answered: left out
+    task = Extraction(ExtractionConfig(target="json"), seeds=ExtractionSeeds(path="x"))
+    scores = task.score(predictions, rows)
+    # tp = 1 + 2 + 0 = 3; predicted 3 + 3 + 0 = 6; gold 2 + 3 + 1 = 6: F1 = 2 * 3 / (6 + 6)
+    assert scores["field_f1"] == pytest.approx(0.5) and scores["nll"] == pytest.approx(2.0)
+    assert field_pairs({"a": {"b": [" X  y", None]}}) == Counter({("a.b", "x y"): 1})
+    with pytest.raises(ValueError, match="3 predictions for 4 rows"):
+        task.score(predictions[:3], rows)

@@ -80,20 +80,23 @@ def card_data(dsdict: DatasetDict, provenance: dict, files: dict[str, str] | Non
         "data_files": [{"split": name, "path": path} for name, path in files.items()],
     }]
     task = provenance.get("task", "")
+    source = (provenance.get("seeds") or {}).get("source_dataset")
     return DatasetCardData(
         pretty_name=provenance.get("name"),
         language=provenance.get("language", "en"),
         license=provenance.get("license"),
         task_categories=TASKS[task].hub_task_categories if task in TASKS else None,
         size_categories=size_category(rows),
+        source_datasets=[source] if source else None,
         tags=["synthetic", "synth-datasets"],
         configs=configs,
     )
 
 
 def render_card(dsdict: DatasetDict, provenance: dict, files: dict[str, str] | None = None,
-                template: str | None = None) -> DatasetCard:
-    """The dataset card, rendered from the task's template in cards/ and the provenance record."""
+                template: str | None = None, hub: dict | None = None) -> DatasetCard:
+    """The dataset card, rendered from the task's template in cards/ and the provenance record;
+    `hub` ({repo_id, revision, recipe}) when it goes to the Hub: how to load it and make it again."""
     gen = provenance.get("generator", {})
     engine = gen.get("engine", {})
     hw = gen.get("hardware") or {}
@@ -127,6 +130,8 @@ def render_card(dsdict: DatasetDict, provenance: dict, files: dict[str, str] | N
         diversity=_diversity_rows(provenance.get("checks", {}).get("diversity")),
         families_not_run=_families_not_run(checks),
         small_model=any(m in str(gen.get("model")) for m in SMALL_MODEL_MARKERS),
+        libraries=provenance.get("libraries") or {},
+        hub=hub,
         provenance=provenance,  # the whole record: a task's template reads its own sections
     ))
 

@@ -2,6 +2,7 @@
 
     synth-datasets generate recipes/banking77.yaml [--output DIR]
     synth-datasets compare recipes/banking77.yaml  [--output DIR]   # did the synthetic data help?
+    synth-datasets push outputs/banking77-demo me/banking77-synthetic [--private] [--revision BRANCH]
     synth-datasets show-recipe recipes/banking77.yaml     # the recipe with every default filled in
     synth-datasets plugins                                # tasks, checks, students, backends and their origin
 """
@@ -9,7 +10,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from .recipe import describe_fields
+from .recipe import describe_fields, recipe_as_yaml
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -38,6 +38,7 @@ def make_parser() -> argparse.ArgumentParser:
     gen.add_argument("--output", help="output folder (default: the recipe's output.dir)")
     gen.add_argument("--overwrite-run", action="store_true",
                      help="let a resumable run (output.run_dir) delete shards made with another configuration")
+    _hub_flags(gen, "--push-to-hub")
     cmp_ = sub.add_parser("compare", help="train real-only, synthetic-only, blended and two-stage students; say if the data helped",
                           description="Run the recipe's `compare` section: for each draw of k real rows per label, generate "
                                       "synthetic rows from those rows only, train the same student on each mix and score it "
@@ -46,10 +47,30 @@ def make_parser() -> argparse.ArgumentParser:
                           epilog=describe_fields(), formatter_class=argparse.RawDescriptionHelpFormatter)
     cmp_.add_argument("recipe", help="path to a YAML recipe with a compare section")
     cmp_.add_argument("--output", help="results folder (default: compare.dir, else <output.dir>/compare)")
+    _hub_flags(cmp_, "--push-to-hub")
+    push = sub.add_parser("push", help="publish a dataset folder (or a trained student) to the Hugging Face Hub",
+                          description="Push a dataset folder written by `generate` (data with datasets' push_to_hub, then "
+                                      "the card, provenance.json, recipe.yaml and compare/ in one commit), or a student "
+                                      "folder written by scripts/train_student.py. The token: HF_TOKEN or the stored login "
+                                      "(`hf auth login`); it is never written anywhere.")
+    push.add_argument("folder", help="a dataset folder (provenance.json + data/) or a student folder (results.json)")
+    push.add_argument("repo_id", help="Hub repo id, user/name (a bare name goes under the token's user)")
+    _hub_flags(push, None)
+    push.add_argument("--dataset-id", help="student: the Hub id of the data it was trained on, for its model card")
     show = sub.add_parser("show-recipe", help="validate a recipe and print it with all defaults filled in")
     show.add_argument("recipe")
     sub.add_parser("plugins", help="list the tasks, checks, students and backends, built-in and from installed plugins")
     return parser
+
+
+def _hub_flags(parser, flag: str | None) -> None:
+    """--push-to-hub REPO (when `flag`), --private, --revision."""
+    if flag:
+        parser.add_argument(flag, dest="push_to_hub", metavar="REPO_ID",
+                            help="then publish the dataset folder to this Hub repo (see `synth-datasets push`)")
+    parser.add_argument("--private", action="store_true", default=None,
+                        help="create the Hub repo private (an existing repo keeps its visibility)")
+    parser.add_argument("--revision", help="push to this branch, created from main when missing (default: main)")
 
 
 def configure_output(verbose: int = 0) -> int:
@@ -84,17 +105,26 @@ def main(argv: list[str] | None = None) -> int:
         print(list_plugins())
         return 0
     from .errors import DataError, RecipeError
+    from .hub import PushError
     from .recipe import load_recipe
     from .shards import StaleRunError
 
     try:
+        if args.command == "push":
+            return _push(Path(args.folder), args.repo_id, args.private, args.revision, args.dataset_id)
         recipe = load_recipe(args.recipe)
         if args.command == "show-recipe":
             print(yaml.safe_dump(recipe_as_yaml(recipe), sort_keys=False))
             return 0
         if args.command == "compare":
-            return _compare(recipe, args.output, echo=print if args.verbose else None)
-        return _generate(recipe, args.output, args.overwrite_run)
+            code = _compare(recipe, args.output, echo=print if args.verbose else None)
+            folder = recipe.resolve(recipe.output.dir)
+        else:
+            code = _generate(recipe, args.output, args.overwrite_run)
+            folder = Path(args.output) if args.output else recipe.resolve(recipe.output.dir)
+        if code == 0 and args.push_to_hub:
+            return _push(folder, args.push_to_hub, args.private, args.revision)
+        return code
     except DataError as e:
         print(f"synth-datasets: {e}", file=sys.stderr)
         return 2
@@ -104,6 +134,24 @@ def main(argv: list[str] | None = None) -> int:
     except StaleRunError as e:
         print(f"synth-datasets: {e} (on the command line: --overwrite-run)", file=sys.stderr)
         return 2
+    except PushError as e:
+        print(f"synth-datasets: push: {e}", file=sys.stderr)
+        return 1
+
+
+def _push(folder: Path, repo_id: str, private: bool | None, revision: str | None, dataset_id: str | None = None) -> int:
+    """Publish a dataset folder, or a student folder (it holds results.json), and say where it went."""
+    from .errors import DataError
+    from .hub import push_dataset, push_student
+
+    if (folder / "results.json").is_file() and not (folder / "provenance.json").is_file():
+        result = push_student(folder, repo_id, dataset_id=dataset_id, private=private, revision=revision)
+    else:
+        if dataset_id:
+            raise DataError("push: --dataset-id is for a student folder; a dataset folder is its own data")
+        result = push_dataset(folder, repo_id, private=private, revision=revision)
+    print(f"pushed {folder} to {result} in {len(result.commits)} commit(s)")
+    return 0
 
 
 def _generate(recipe, output: str | None, overwrite_run: bool) -> int:
@@ -162,15 +210,6 @@ def _write_compare(recipe, result, folder: Path, dataset_dir: Path) -> bool:
                     "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     "recipe_fingerprint": recipe_fingerprint(recipe)}
     return attach_contribution(dataset_dir, contribution, name=recipe.name)
-
-
-def recipe_as_yaml(recipe) -> dict:
-    """The recipe as a recipe file writes it: the engine's backend options flat in `engine:`, no base_dir."""
-    data = dataclasses.asdict(recipe)
-    data.pop("base_dir", None)
-    engine = data["engine"]
-    data["engine"] = {**{k: v for k, v in engine.items() if k not in ("options", "model")}, **engine["options"]}
-    return data
 
 
 def list_plugins() -> str:

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from . import engine as engine_mod
+from . import models
 from .engine import EngineConfig, SamplingConfig
 from .tasks import get_parser, parser_features, parser_fields
 
@@ -250,6 +251,7 @@ class Generate:
         backend = engine_mod.BACKENDS.lookup(self.engine.backend, "engine.backend")
         return {
             "model": self.engine.model or getattr(backend, "default_model", None) or f"(the {self.engine.backend} backend's own)",
+            "model_revision": models.model_revision(self.engine.model) if self.engine.backend == "vllm" else None,
             **engine_mod.describe_backend(self.engine),
             "sampling": asdict(self.sampling),
             "json_schema": self.json_schema,

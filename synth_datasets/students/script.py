@@ -38,6 +38,7 @@ class StudentScriptArguments:
     c: float = field(default=30.0, metadata={"help": "Classifier student: inverse L2 strength of the head."})
     student_prompt: str | None = field(default=None, metadata={"help": "LM student: its question for a row, with {text}; default: a neutral one."})
     task: str = field(default="classification", metadata={"help": "The task kind of the rows (a labelled text task)."})
+    dataset_id: str | None = field(default=None, metadata={"help": "With --push_to_hub: the Hub id of the synthetic data (pushed with `synth-datasets push`), linked from the model card; default: --synthetic_data when it is a Hub id."})
 
 
 def load_rows(path: str, text_column: str, label_column: str, task_name: str = "classification",
@@ -152,6 +153,9 @@ def make_student(args, training_args, model_args):
 def main(argv: list[str] | None = None) -> dict:
     args, training_args, model_args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # TRL-style --push_to_hub/--hub_model_id: the student folder is pushed below, by `push_student`; the Trainer
+    # must not push its own folder (checkpoints, a pickled training_args.bin)
+    push, training_args.push_to_hub = training_args.push_to_hub, False
     seed = training_args.seed
     task, synthetic, real, test = load_data(args, seed)
     stages, mix_line = plan_stages(args, task, synthetic, real, seed)
@@ -170,6 +174,17 @@ def main(argv: list[str] | None = None) -> dict:
                         "real_per_label": args.real_per_label, "synthetic_ratio": args.synthetic_ratio},
                "hyperparameters": hyper, "metrics": metrics, "seed": seed}
     save(model, summary, Path(training_args.output_dir))
+    if push:
+        from accelerate import PartialState
+
+        if PartialState().is_main_process:
+            from ..hub import push_student
+
+            result = push_student(training_args.output_dir, training_args.hub_model_id or Path(training_args.output_dir).name,
+                                  dataset_id=args.dataset_id, private=training_args.hub_private_repo or None,
+                                  revision=getattr(training_args, "hub_revision", None), token=training_args.hub_token)
+            logger.info("pushed the student to %s", result)
+            summary["pushed"] = result.url
     return summary
 
 
@@ -193,6 +208,7 @@ def write_model_card(folder: Path, summary: dict) -> Path:
     base = summary["base_model"]
     data = ModelCardData(
         base_model=base if "/" in str(base) and not Path(str(base)).exists() else None,
+        datasets=[summary["dataset_id"]] if summary.get("dataset_id") else None,
         library_name="peft" if summary["student"] == "lm" else None,
         tags=["synth-datasets", "synthetic-data", *summary.get("task_tags", [])],
         metrics=["accuracy", "f1"],

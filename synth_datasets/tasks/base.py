@@ -39,6 +39,7 @@ class SeedsConfig:
     split: str = field(default="train", metadata={"help": "Split to read when path is a folder."})
     seed: int = field(default=0, metadata={"help": "Seeds the draw of seed rows and the prompts."})
     license: str | None = field(default=None, metadata={"help": "License/attribution of the real data, for the card."})
+    source_dataset: str | None = field(default=None, metadata={"help": "Hub id of the real dataset the rows come from (the card's source_datasets), e.g. PolyAI/banking77."})
 
 
 @dataclass

@@ -9,7 +9,7 @@
 
 so `load_dataset(folder)` loads the same rows back, and pushing the folder later publishes it as is.
 The provenance is plain data (see pipeline.py for what it holds); nothing secret goes into it.
-Not here: pushing to the Hub (a later issue).
+Pushing it to the Hub: hub.py.
 """
 
 from __future__ import annotations

@@ -171,7 +171,8 @@ def recipe_fingerprint(recipe: Recipe) -> str:
     compare = {k: v for k, v in dataclasses.asdict(recipe.compare).items() if k != "dir"}
     generator = {k: v for k, v in dataclasses.asdict(recipe.generator).items() if k not in ("batch_size", "shard_size")}
     data = [_data_digest(recipe.resolve(p)) for p in (recipe.seeds.path, recipe.compare.test_path) if p]
-    return Hasher.hash([__version__, recipe.name, dataclasses.asdict(recipe.seeds), dataclasses.asdict(recipe.task),
+    seeds = {k: v for k, v in dataclasses.asdict(recipe.seeds).items() if k != "source_dataset"}  # a card field only
+    return Hasher.hash([__version__, recipe.name, seeds, dataclasses.asdict(recipe.task),
                         generator, recipe.engine.cache_fields(), recipe.checks, recipe.diversity, compare, data])
 
 

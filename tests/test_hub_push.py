@@ -19,7 +19,7 @@ from hub_server import HubServer, card_yaml_errors
 from synth_datasets import cli
 from synth_datasets.pipeline import run_recipe
 from synth_datasets.recipe import load_recipe
-from test_compare import write_recipe
+from test_compare import DATA, write_recipe
 from test_hub_server import TOKEN, run_client
 
 
@@ -105,13 +105,13 @@ def test_push_a_dataset_with_its_card_and_load_it_back(fake_engine, tmp_path):
         files = hub.files_at("dataset", "tester/banking-synthetic")
         assert {"provenance.json", "recipe.yaml", "compare/compare.json", "compare/compare.png", "README.md"} <= set(files)
         assert not card_yaml_errors(files["README.md"].decode())
-        for path, content in files.items():  # no local path travels: not the test's folder, not the home folder
-            assert str(tmp_path).encode() not in content, path
-            assert str(Path.home()).encode() + b"/" not in content, path
-        # the recipe that travels reruns: its seed path is relative to recipe.yaml and resolves there
+        for path, content in files.items():  # no local path travels: not the test's folder, the data's, the home's
+            for where in (tmp_path, DATA, Path.home(), Path.cwd()):
+                assert str(where).encode() + b"/" not in content, (path, where)
+        assert "…/banking77/train.csv" in files["provenance.json"].decode()  # named, not located
+        # the recipe travels; its seed file (here in a folder that shares only "/" with the output) is named
         recipe = yaml.safe_load(files["recipe.yaml"])
-        assert recipe["output"]["dir"] == "." and not Path(recipe["seeds"]["path"]).is_absolute()
-        assert (folder / recipe["seeds"]["path"]).resolve() == Path(yaml.safe_load((tmp_path / "recipe.yaml").read_text())["seeds"]["path"])
+        assert recipe["output"]["dir"] == "." and recipe["seeds"]["path"] == "…/banking77/train.csv"
         assert load_recipe(folder / "recipe.yaml").seeds.path == recipe["seeds"]["path"]
         assert 501 not in {status for *_, status in hub.requests}
 
@@ -132,17 +132,31 @@ def test_push_a_dataset_with_its_card_and_load_it_back(fake_engine, tmp_path):
         assert on_branch["text"] == list(local["text"]) and 'revision="v1"' in on_branch["card"]
 
 
+def test_recipe_paths_travel_relative_to_the_copy_or_named(tmp_path):
+    from synth_datasets.hub import portable_path, scrub_paths
+
+    project = tmp_path / "project"
+    assert portable_path("../data/seeds.csv", project / "recipes", project / "outputs" / "x") == "../../data/seeds.csv"
+    assert portable_path("/elsewhere/corpus/train.csv", project, project / "out") == "…/corpus/train.csv"
+    home = str(Path.home())
+    assert scrub_paths(f"seeds at {home}/work/data/seeds.csv, see https://huggingface.co/datasets/a/b") == \
+        "seeds at …/data/seeds.csv, see https://huggingface.co/datasets/a/b"
+    assert scrub_paths("../../shared/x.csv k=50/100 groups.mit.edu/sls/x") == "../../shared/x.csv k=50/100 groups.mit.edu/sls/x"
+    assert scrub_paths(scrub_paths("/a/b/c.txt")) == "…/b/c.txt"
+
+
 def test_a_dropped_connection_and_a_lost_answer_end_in_one_consistent_commit_each(fake_engine, tmp_path):
     folder = make_dataset(tmp_path)
     with HubServer(tokens={TOKEN: "tester"}) as hub:
         hub.fail_next += [
-            (r"POST /api/datasets/tester/d/preupload/", "drop"),  # the data's first upload step: no answer at all
-            (r"POST /api/datasets/tester/d/commit/main", "drop_after", 1),  # the card's commit lands; its answer is lost
+            (r"POST /api/datasets/tester/d/commit/main", "drop"),  # the data's commit: no answer at all
+            (r"POST /api/datasets/tester/d/commit/main", "drop_after"),  # its retry lands; the answer is lost
+            (r"POST /api/datasets/tester/d/commit/main", "drop_after"),  # the card's commit lands; the answer is lost
         ]
         proc = push(hub, tmp_path, str(folder), "tester/d")
         assert proc.returncode == 0, proc.stderr[-3000:]
-        assert not hub.fail_next  # both faults happened
-        assert 0 in [status for *_, status in hub.requests]
+        assert not hub.fail_next  # every fault happened
+        assert [status for method, path, status in hub.requests if "/commit/" in path] == [0, 0, 0]
         # data once, card once: the retry saw that its commit had landed
         assert titles(hub, "tester/d") == [CARD, data_title(folder), "initial commit"]
         assert "retrying" in proc.stderr
@@ -187,12 +201,16 @@ def test_bad_pushes_get_clear_errors(fake_engine, tmp_path, capsys):
     (student / "results.json").write_text("{}")
     (student / "training_args.bin").write_bytes(b"pickle")
     assert cli.main(["push", str(student), "tester/x"]) == 2
-    assert "pickled files (training_args.bin)" in capsys.readouterr().err
+    assert "(training_args.bin); a pickled file is never pushed" in capsys.readouterr().err
     folder = make_dataset(tmp_path)
     with HubServer(tokens={TOKEN: "tester"}) as hub:  # no token: a clear error, no traceback, nothing created
         proc = push(hub, tmp_path, str(folder), "tester/x", token=None)
         assert proc.returncode == 1 and "Traceback" not in proc.stderr and "401" in proc.stderr
         assert not hub.repos
+        assert push(hub, tmp_path, str(folder), "tester/public").returncode == 0  # public, then asked for private
+        proc = push(hub, tmp_path, str(folder), "tester/public", "--private")
+        assert proc.returncode == 1 and "exists and is public" in proc.stderr
+        assert len(titles(hub, "tester/public")) == 3  # nothing more was pushed into it
 
 
 SENTINEL = "hf_SENTINELtokenNEVERwritten0123456789ab"
@@ -252,13 +270,18 @@ def test_push_a_trained_lm_student_and_load_it_with_from_pretrained(tmp_path):
                                "--synthetic_data", str(tmp_path / "synthetic"), "--labels", *LABELS,
                                "--output_dir", str(tmp_path / "student"), "--max_steps", "2",
                                "--per_device_train_batch_size", "4", "--max_length", "64", "--seed", "0",
-                               "--push_to_hub", "--hub_model_id", "tester/student", "--dataset_id", "tester/banking-synthetic"],
+                               "--save_steps", "1", "--push_to_hub", "--hub_model_id", "tester/student",
+                               "--hub_token", TOKEN, "--dataset_id", "tester/banking-synthetic"],
                               env=env, capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, proc.stderr[-3000:]
         files = hub.files_at("model", "tester/student")
         assert {"adapter_model.safetensors", "adapter_config.json", "README.md", "results.json"} <= set(files)
         assert not [p for p in files if p.endswith((".bin", ".pt", ".pkl"))]
-        assert not hub.repos.get(("model", "tester/student-trainer"))  # the Trainer pushed nothing of its own
+        # the Trainer pushed nothing of its own, and its checkpoints (pickled arguments) hold no token
+        assert titles(hub, "tester/student", kind="model") == ["Upload student (synth-datasets)", "initial commit"]
+        checkpoints = list((tmp_path / "student-trainer").rglob("training_args.bin"))
+        assert checkpoints and not [p for p in (tmp_path / "student-trainer").rglob("*")
+                                    if p.is_file() and TOKEN.encode() in p.read_bytes()]
         out = run_client(hub, f"""
             import json
             import torch

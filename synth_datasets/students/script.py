@@ -156,6 +156,8 @@ def main(argv: list[str] | None = None) -> dict:
     # TRL-style --push_to_hub/--hub_model_id: the student folder is pushed below, by `push_student`; the Trainer
     # must not push its own folder (checkpoints, a pickled training_args.bin)
     push, training_args.push_to_hub = training_args.push_to_hub, False
+    # nor keep a token: the Trainer pickles its arguments into every checkpoint (training_args.bin)
+    hub_token, training_args.hub_token = training_args.hub_token, None
     seed = training_args.seed
     task, synthetic, real, test = load_data(args, seed)
     stages, mix_line = plan_stages(args, task, synthetic, real, seed)
@@ -182,7 +184,7 @@ def main(argv: list[str] | None = None) -> dict:
 
             result = push_student(training_args.output_dir, training_args.hub_model_id or Path(training_args.output_dir).name,
                                   dataset_id=args.dataset_id, private=training_args.hub_private_repo or None,
-                                  revision=getattr(training_args, "hub_revision", None), token=training_args.hub_token)
+                                  revision=getattr(training_args, "hub_revision", None), token=hub_token)
             logger.info("pushed the student to %s", result)
             summary["pushed"] = result.url
     return summary

@@ -25,6 +25,9 @@ __version__ = "0.1.0"
 
 from .checks import CHECKS, CheckReport, ExactDuplicates, Length, Parsed, run_checks, score_check  # noqa: E402
 from .engine import Completion, EngineConfig, SamplingConfig  # noqa: E402
+from . import http_engine  # noqa: E402,F401  (registers the `openai` backend)
+
+_ = http_engine
 from .generate import Generate, generate  # noqa: E402
 from .tasks import TASKS, Task, classification  # noqa: E402
 from .tasks.classification import classification_prompts  # noqa: E402

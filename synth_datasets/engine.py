@@ -24,7 +24,8 @@ session). A request that cannot run (a prompt longer than the model's context) c
 `Completion` with `error` set, and the rest of the batch is generated.
 
 vllm itself is imported inside `VLLMEngine`, so importing synth_datasets never starts it.
-Not here: async / in-flight request feeding, HTTP and data-parallel engines (later issues).
+The `openai` backend (any OpenAI-compatible server, fed through a sliding window) is http_engine.py.
+Not here: data-parallel engines (a later issue).
 """
 
 from __future__ import annotations

@@ -108,7 +108,12 @@ class Runner:
         for gen in {id(s["gen"]): s["gen"] for s in self.stages}.values():  # a transform used by several stages counts once
             for name in ("requests", "prompt_tokens", "completion_tokens", "seconds"):
                 setattr(total, name, getattr(total, name) + getattr(gen.stats, name))
-        return total.as_dict()
+        out = total.as_dict()
+        options = self.recipe.engine.options  # a backend with prices (the openai one) gets a cost figure
+        pin, pout = getattr(options, "price_input_per_million", None), getattr(options, "price_output_per_million", None)
+        if pin is not None or pout is not None:
+            out["cost"] = round((pin or 0) * total.prompt_tokens / 1e6 + (pout or 0) * total.completion_tokens / 1e6, 6)
+        return out
 
     def describe_stages(self) -> list[dict]:
         """Each stage as the card states it: its requests, sampling, schema and prompt mode."""

@@ -25,9 +25,7 @@ __version__ = "0.1.0"
 
 from .checks import CHECKS, CheckReport, ExactDuplicates, Length, Parsed, run_checks, score_check  # noqa: E402
 from .engine import Completion, EngineConfig, SamplingConfig  # noqa: E402
-from . import http_engine  # noqa: E402,F401  (registers the `openai` backend)
-
-_ = http_engine
+from .http_engine import OpenAIEngine  # noqa: E402  (importing it registers the `openai` backend)
 from .generate import Generate, generate  # noqa: E402
 from .tasks import TASKS, Task, classification  # noqa: E402
 from .tasks.classification import classification_prompts  # noqa: E402
@@ -35,7 +33,7 @@ from .tasks.classification import classification_prompts  # noqa: E402
 from .card import save_hub_layout  # noqa: E402  (imports __version__ from here)
 
 __all__ = [
-    "CHECKS", "CheckReport", "Completion", "EngineConfig", "ExactDuplicates", "Generate", "Length",
+    "CHECKS", "CheckReport", "Completion", "EngineConfig", "OpenAIEngine", "ExactDuplicates", "Generate", "Length",
     "Parsed", "SamplingConfig", "TASKS", "Task", "classification", "generate", "classification_prompts", "run_checks",
     "save_hub_layout", "score_check", "__version__",
 ]

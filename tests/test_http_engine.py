@@ -219,3 +219,58 @@ def test_a_recipe_runs_through_the_backend_and_the_key_is_never_written(fake_eng
     leaks += [r.getMessage() for r in caplog.records if KEY in r.getMessage()]
     assert leaks == []
     assert echo({"prompt": "x"}) == "echo: x"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_a_recipe_through_vllms_own_openai_server(tmp_path, monkeypatch):
+    """vLLM's OpenAI-compatible server on 127.0.0.1 with the embedded model on the CPU (started as
+    `synth-datasets serve` starts it, under `timeout` so that it stops by itself), and the banking77
+    recipe through the openai backend: JSON-schema constrained rows, parsed, checked and carded."""
+    import os
+    import subprocess
+
+    import datasets
+    from datasets import load_dataset
+
+    from synth_datasets.pipeline import run_recipe
+    from synth_datasets.recipe import load_recipe
+    from synth_datasets.serving import server_command, wait_until_ready
+    from test_pipeline import write_recipe
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+    port = free_port()
+    argv, env = server_command(None, port=port, max_model_len=1024)
+    log = open(tmp_path / "server.log", "w")
+    server = subprocess.Popen(["timeout", "900", *argv], env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until_ready(f"http://127.0.0.1:{port}/v1", timeout=300, process=server)
+        path = write_recipe(tmp_path)
+        data = yaml.safe_load(path.read_text())
+        data["engine"] = {"backend": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "max_concurrency": 16,
+                          "max_model_len": 1024}
+        data["generator"]["model"] = "smollm2-135m-instruct"
+        data["task"]["balance_to"] = 7  # a few requests: 8 labels, 1 to 5 each
+        path.write_text(yaml.safe_dump(data))
+        folder, report = run_recipe(load_recipe(path))
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+    provenance = json.loads((folder / "provenance.json").read_text())
+    assert provenance["generator"]["backend"] == "openai" and provenance["requests"] == 5 * 1 + 3 * 5
+    assert provenance["engine_work"]["requests"] == 20 and provenance["engine_work"]["completion_tokens"] > 0
+    assert dict(provenance["parse_errors"]).get("invalid JSON", 0) == 0  # the server constrained the JSON
+    rows = load_dataset(str(folder), split="train")
+    assert len(rows) > 0 and set(rows["label"]) <= set(data["seeds"]["labels"])
+    assert "POST /v1/chat/completions" in (tmp_path / "server.log").read_text()

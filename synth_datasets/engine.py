@@ -132,10 +132,14 @@ class EngineConfig:
     seed: int = field(default=0, metadata={"help": "Engine-wide sampling seed."})
     max_model_len: int = field(default=2048, metadata={"help": "Longest prompt + completion in tokens."})
     options: Any = field(default=None, metadata={"help": "The backend's own settings (its options_class)."})
+    replicas: Any = field(default=1, metadata={"help": "Engines in parallel, each in its own process on its own GPU (on a CPU: its share of the cores), each taking contiguous shards of a resumable run (output.run_dir); 'auto' = one per visible GPU."})
 
     def __post_init__(self):
         if self.max_model_len < 16:
             raise ValueError(f"max_model_len must be >= 16, got {self.max_model_len}")
+        if not (self.replicas == "auto" or (isinstance(self.replicas, int) and not isinstance(self.replicas, bool)
+                                            and self.replicas >= 1)):
+            raise ValueError(f"replicas must be a whole number >= 1 or 'auto', got {self.replicas!r}")
         cls = options_class(self.backend)
         if self.options is None or isinstance(self.options, dict):
             from .config import build_config
@@ -163,6 +167,17 @@ class EngineConfig:
         shared = {f.name for f in dataclasses.fields(cls)} - {"options"}
         options = {k: v for k, v in data.items() if k not in shared}
         return build_config(cls, {**{k: v for k, v in data.items() if k in shared}, "options": options}, where)
+
+    def __getstate__(self) -> dict:
+        # replicas decide where rows are generated, not what: left out of the pickled state, so that
+        # datasets' cache key (and a replica's own copy, which runs one engine) never depends on it
+        state = dict(self.__dict__)
+        state.pop("replicas", None)
+        return state
+
+    def replica_count(self) -> int:
+        """`replicas` as a number: 'auto' is one per visible GPU (1 without a GPU)."""
+        return hardware.gpu_count() or 1 if self.replicas == "auto" else self.replicas
 
     def cache_fields(self) -> dict:
         """The settings that decide what is generated (runtime-only options left out), as plain data."""

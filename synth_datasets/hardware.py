@@ -52,6 +52,35 @@ def has_cuda_gpu() -> bool:
     return out.returncode == 0 and "GPU" in out.stdout
 
 
+def gpu_count() -> int:
+    """How many GPUs this process may use: CUDA_VISIBLE_DEVICES when set, else what `nvidia-smi -L` lists."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    if not has_cuda_gpu():
+        return 0
+    out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    return sum(line.startswith("GPU") for line in out.stdout.splitlines())
+
+
+def replica_envs(n: int) -> list[dict[str, str]]:
+    """The environment of each of `n` engine replicas: GPU i (of the visible ones) each, or on a
+    CPU an equal share of this process's cores (VLLM_CPU_OMP_THREADS_BIND). More replicas than
+    GPUs or cores is an error."""
+    gpus = gpu_count()
+    if gpus:
+        visible = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", ",".join(map(str, range(gpus)))).split(",")]
+        if n > len(visible):
+            raise ValueError(f"engine.replicas: {n} replicas but {len(visible)} GPUs visible; one GPU per replica")
+        return [{"CUDA_VISIBLE_DEVICES": visible[i]} for i in range(n)]
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    if n > len(cores):
+        raise ValueError(f"engine.replicas: {n} replicas but {len(cores)} CPU cores; at least one core per replica")
+    share = len(cores) // n
+    return [{"VLLM_CPU_OMP_THREADS_BIND": _cpu_range(cores[i * share:(i + 1) * share]),
+             "OMP_NUM_THREADS": str(share)} for i in range(n)]
+
+
 def cpu_supports_bf16(flags: frozenset[str] | None = None) -> bool:
     """bf16 matmuls are fast only with AVX-512 BF16 or AMX tiles; elsewhere they crawl."""
     flags = cpu_flags() if flags is None else flags

@@ -15,9 +15,13 @@ shard under a final name; a shard that is unreadable anyway, or whose row ids ar
 should hold, is reported, deleted and generated again, never mixed in. A run_dir made with another
 configuration is refused unless `overwrite=True`.
 
-Shards are contiguous and independent, so N workers can later each take a range of them and a
-merge reads them in order. Not here: keeping the engine busy across shard boundaries (each shard is
-one synchronous engine call; its slowest request leaves the engine part idle at the end).
+With `replicas=N` (a recipe's `engine.replicas`), N processes each build their own engine (on
+GPU i, or on a CPU their share of the cores: hardware.replica_envs) and take a contiguous block of
+the shards still to do. A replica that dies loses only the shard it was generating: after the
+replicas end, whatever is missing is generated here, and the merge below reads every shard in
+order, so every row comes back exactly once in `row_id` order. Each replica records its process id
+and shards in `replicas/<i>.json`. Not here: keeping the engine busy across shard boundaries (each
+shard is one synchronous engine call; its slowest request leaves the engine part idle at the end).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -58,8 +63,9 @@ def run_fingerprint(prompts: Dataset, gen: Generate, shard_size: int) -> str:
 
 
 def generate_resumable(prompts: Dataset, gen: Generate, run_dir: str | Path, shard_size: int = 1000,
-                       overwrite: bool = False) -> Dataset:
+                       overwrite: bool = False, replicas: int = 1) -> Dataset:
     """Generate shard by shard into `run_dir`, reusing finished shards; return all rows in order.
+    `replicas` > 1 spreads the shards still to do over that many engine processes.
 
     Input columns: `row_id` (unique per row) and what `gen` reads. Output: as `generate()`.
     """
@@ -72,10 +78,11 @@ def generate_resumable(prompts: Dataset, gen: Generate, run_dir: str | Path, sha
     if len(prompts) == 0:
         return generate(prompts, gen)  # an empty dataset with the generated columns
     with folder_lock(Path(run_dir)):  # another process on the same run_dir: wait, then reuse its shards
-        return _generate_resumable(prompts, gen, Path(run_dir), shard_size, overwrite)
+        return _generate_resumable(prompts, gen, Path(run_dir), shard_size, overwrite, replicas)
 
 
-def _generate_resumable(prompts: Dataset, gen: Generate, run_dir: Path, shard_size: int, overwrite: bool) -> Dataset:
+def _generate_resumable(prompts: Dataset, gen: Generate, run_dir: Path, shard_size: int, overwrite: bool,
+                        replicas: int = 1) -> Dataset:
     features = gen.features(prompts.features)
     fingerprint = run_fingerprint(prompts, gen, shard_size)
     _claim(run_dir, fingerprint, len(prompts), shard_size, gen, overwrite)
@@ -83,6 +90,11 @@ def _generate_resumable(prompts: Dataset, gen: Generate, run_dir: Path, shard_si
     paths = [run_dir / "shards" / f"{i:05d}-of-{n:05d}.parquet" for i in range(n)]
     todo = [i for i in range(n) if not _valid_shard(paths[i], prompts, i, shard_size, features)]
     logger.info("%d of %d shards already done in %s; generating %d", n - len(todo), n, run_dir, len(todo))
+    if replicas > 1 and len(todo) > 1:
+        run_replicas(prompts, gen, paths, todo, shard_size, min(replicas, len(todo)), run_dir)
+        todo = [i for i in todo if not _valid_shard(paths[i], prompts, i, shard_size, features)]
+        if todo:
+            logger.warning("%d shard(s) left by replicas that stopped: generating them here", len(todo))
     todo_rows = sum(min(shard_size, len(prompts) - i * shard_size) for i in todo)
     with tqdm(total=todo_rows, desc=f"generate ({len(todo)} of {n} shards)", unit="row") as bar:
         for i in todo:
@@ -94,6 +106,68 @@ def _generate_resumable(prompts: Dataset, gen: Generate, run_dir: Path, shard_si
     if result["row_id"] != prompts["row_id"]:
         raise RuntimeError(f"the shards in {run_dir} do not hold the prompts' rows in order; rerun with overwrite=True")
     return result
+
+
+def run_replicas(prompts: Dataset, gen: Generate, paths: list[Path], todo: list[int], shard_size: int,
+                 replicas: int, run_dir: Path, poll: float = 0.5) -> list[int]:
+    """Generate the shards `todo` in `replicas` processes, each a contiguous block; the replicas'
+    exit codes (a non-zero one is warned about: its unfinished shards stay to do)."""
+    import multiprocessing
+
+    from . import hardware
+    from .engine import BACKENDS
+
+    envs = hardware.replica_envs(replicas)
+    blocks = [todo[len(todo) * k // replicas: len(todo) * (k + 1) // replicas] for k in range(replicas)]
+    module = BACKENDS.lookup(gen.engine.backend, "engine.backend").__module__  # a replica imports it to register it
+    (run_dir / "replicas").mkdir(exist_ok=True)
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no engine or CUDA state inherited
+    procs = []
+    for k, block in enumerate(blocks):
+        jobs = [(i, str(paths[i])) for i in block]
+        proc = context.Process(target=_replica, args=(k, prompts, gen, jobs, shard_size, envs[k], module,
+                                                      str(run_dir / "replicas" / f"{k}.json")), name=f"replica-{k}")
+        proc.start()
+        procs.append(proc)
+    rows = {i: min(shard_size, len(prompts) - i * shard_size) for i in todo}
+    with tqdm(total=sum(rows.values()), desc=f"generate ({len(todo)} shards, {replicas} replicas)", unit="row") as bar:
+        seen: set[int] = set()
+        while any(p.is_alive() for p in procs):
+            for i in todo:
+                if i not in seen and paths[i].exists():
+                    seen.add(i)
+                    bar.update(rows[i])
+            time.sleep(poll)
+        for i in todo:
+            if i not in seen and paths[i].exists():
+                bar.update(rows[i])
+    codes = []
+    for k, proc in enumerate(procs):
+        proc.join()
+        codes.append(proc.exitcode)
+        if proc.exitcode != 0:
+            logger.warning("replica %d (%s) ended with exit code %s; its unfinished shards are generated again",
+                           k, envs[k], proc.exitcode)
+    return codes
+
+
+def _replica(k: int, prompts: Dataset, gen: Generate, jobs: list[tuple[int, str]], shard_size: int, env: dict,
+             module: str, record: str) -> None:
+    """One replica's process: its devices, its own engine, its shards written as they finish."""
+    import importlib
+
+    os.environ.update(env)  # before any engine is built: vLLM reads its devices and threads at start
+    importlib.import_module(module)  # the backend's module registers it (a plugin's, a test's)
+    done = []
+    for i, path in jobs:
+        rows = prompts.select(range(i * shard_size, min((i + 1) * shard_size, len(prompts))))
+        out = generate(rows, gen, batch_size=len(rows), progress=False, keep_in_memory=True, load_from_cache_file=False)
+        _write_atomically(out, Path(path))
+        done.append(i)
+        Path(record).write_text(json.dumps({"replica": k, "pid": os.getpid(), "env": env, "shards": done}))
+    from .engine import release_all
+
+    release_all()
 
 
 def _claim(run_dir: Path, fingerprint: str, rows: int, shard_size: int, gen: Generate, overwrite: bool) -> None:

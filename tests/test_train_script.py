@@ -80,3 +80,29 @@ def test_lm_student_under_accelerate_launch(synthetic_folder, tmp_path):
     assert (tmp_path / "student" / "adapter_model.safetensors").is_file()
     # the Trainer's own folder (where transformers would pickle training_args.bin) is not the student's
     assert (tmp_path / "student-trainer").is_dir()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_lm_student_data_parallel_on_two_cpu_processes(synthetic_folder, tmp_path):
+    """The shipped scripts/accelerate/multi_gpu.yaml (data parallel through torchrun), run here on two
+    CPU processes (no GPU: accelerate's processes fall back to gloo on 127.0.0.1): the student trains
+    on both, is saved once, and says it was trained by 2 processes."""
+    config = write_config(tmp_path, student="lm", max_steps=2, per_device_train_batch_size=4, max_length=64,
+                          learning_rate=1e-3, logging_steps=1)
+    env = {**os.environ, "ACCELERATE_DISABLE_RICH": "1", "OMP_NUM_THREADS": "1"}
+    launcher = Path(sys.executable).parent / "accelerate"
+    proc = subprocess.run([str(launcher), "launch", "--config_file", "scripts/accelerate/multi_gpu.yaml",
+                           "--num_processes", "2", "--mixed_precision", "no", "--main_process_ip", "127.0.0.1",
+                           "--main_process_port", str(_free_port()), "scripts/train_student.py", "--config", str(config)],
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = check_output(tmp_path / "student", "lm")
+    assert results["processes"] == 2

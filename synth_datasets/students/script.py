@@ -167,14 +167,16 @@ def main(argv: list[str] | None = None) -> dict:
     for _, rows in stages:
         model = student.fit(rows, task, prior=model)
     metrics = {}
-    if test is not None:
+    from accelerate import PartialState
+
+    if test is not None and PartialState().is_main_process:  # scored once, not by every data-parallel process
         metrics = {**task.score(student.predict(model, test, task), test), "test_rows": len(test)}
         logger.info("test: %s", json.dumps(metrics))
     summary = {"student": args.student, "base_model": base_model, "labels": task.labels, "mix": mix_line,
                "task": task.name, "task_tags": list(task.hub_task_categories or []),
                "data": {"synthetic": args.synthetic_data, "real": args.real_data, "test": args.test_data,
                         "real_per_label": args.real_per_label, "synthetic_ratio": args.synthetic_ratio},
-               "hyperparameters": hyper, "metrics": metrics, "seed": seed}
+               "hyperparameters": hyper, "metrics": metrics, "seed": seed, "processes": _processes()}
     save(model, summary, Path(training_args.output_dir))
     if push:
         from accelerate import PartialState
@@ -188,6 +190,13 @@ def main(argv: list[str] | None = None) -> dict:
             logger.info("pushed the student to %s", result)
             summary["pushed"] = result.url
     return summary
+
+
+def _processes() -> int:
+    """How many processes trained (data parallel under `accelerate launch`), 1 without it."""
+    from accelerate import PartialState
+
+    return PartialState().num_processes
 
 
 def save(model, summary: dict, out: Path) -> None:

@@ -1,7 +1,7 @@
 """What HTTP costs, and what the sliding window buys, on the same prompts in one run.
 
     python benchmarks/http_feeding.py                 # 256 prompts, natural (mixed) output lengths
-    python benchmarks/http_feeding.py --size 1024 --window 64
+    python benchmarks/http_feeding.py --size 1024 --window 64   # a narrower window
 
 Three ways to generate the same prompts with the same model (the embedded SmolLM2-135M-Instruct),
 each timed after a warm-up, in generated tokens per second:
@@ -55,7 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--max-tokens", type=int, default=160)
-    parser.add_argument("--window", type=int, default=64)
+    parser.add_argument("--window", type=int, default=256)
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()

@@ -268,7 +268,10 @@ class OpenAIEngine:
                 completion = await self._send(path, self._constrained(body, schema), chat)
                 outcome = "ok"
                 return completion
-            except _Retry as err:
+            except Exception as err:  # noqa: BLE001 - anything unforeseen is this row's error, never the batch's
+                if not isinstance(err, _Retry):
+                    self.stats["errors"] += 1
+                    return Completion("", None, error=f"request failed: {type(err).__name__}: {err}")
                 last, outcome = err.why, ("throttled" if err.throttled else "failed")
                 if err.throttled:
                     self.stats["throttled"] += 1
@@ -290,7 +293,7 @@ class OpenAIEngine:
             response = await self._client.post(path, json=body)
         except httpx.TimeoutException as err:
             raise _Retry(f"timeout ({type(err).__name__})") from None
-        except httpx.TransportError as err:  # connection refused, reset, dropped, a truncated answer
+        except httpx.RequestError as err:  # connection refused, reset, dropped, a truncated or undecodable answer
             raise _Retry(f"connection error ({type(err).__name__}: {err})") from None
         status = response.status_code
         if status == 429:
@@ -306,6 +309,7 @@ class OpenAIEngine:
                                    "and recording what does not parse", text.splitlines()[0][:160])
                     self.constrain = "none"
                 raise _Retry("constrained output refused; asking again without it", after=0.0)
+            self.stats["errors"] += 1
             return Completion("", None, error=f"the server refused the request ({status}): {text}")
         try:
             data = response.json()

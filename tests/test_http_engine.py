@@ -274,3 +274,22 @@ def test_a_recipe_through_vllms_own_openai_server(tmp_path, monkeypatch):
     rows = load_dataset(str(folder), split="train")
     assert len(rows) > 0 and set(rows["label"]) <= set(data["seeds"]["labels"])
     assert "POST /v1/chat/completions" in (tmp_path / "server.log").read_text()
+
+
+def test_an_unforeseen_error_is_that_rows_error_only():
+    with FaultServer() as server:
+        engine = engine_for(server)
+        send = engine._send
+
+        async def flaky(path, body, chat):
+            if body["messages"][-1]["content"] == "question 2":
+                raise RuntimeError("something nobody expected")
+            return await send(path, body, chat)
+
+        engine._send = flaky
+        try:
+            results = engine.chat(conversations(4), SAMPLING)
+        finally:
+            engine.shutdown()
+    assert [r.error is None for r in results] == [True, True, False, True]
+    assert "RuntimeError: something nobody expected" in results[2].error and engine.stats["errors"] == 1

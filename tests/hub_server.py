@@ -41,8 +41,10 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from loopback import LoopbackServer
 
 LFS_SUFFIXES = (".parquet", ".arrow", ".safetensors", ".bin", ".pt", ".pth", ".gguf", ".h5", ".msgpack", ".onnx")
 LFS_SIZE = 10 * 1024 * 1024
@@ -104,57 +106,29 @@ class HubError(Exception):
         self.status, self.message, self.code, self.headers = status, message, code, headers or {}
 
 
-class HubServer:
+class HubServer(LoopbackServer):
     """The server (see the module docstring). `tokens`: token -> user name."""
 
+    owner_attr = "server_hub"
+
     def __init__(self, tokens: dict[str, str] | None = None, max_requests: int = 5000, lifetime: float = 600.0):
+        super().__init__(lifetime)
         self.tokens = dict(tokens or {"hf_test_token_0000000000000000000000": "tester"})
         self.repos: dict[tuple[str, str], Repo] = {}
         self.lfs: dict[str, bytes] = {}
         self.requests: list[tuple[str, str, int]] = []
-        self.max_requests, self.lifetime = max_requests, lifetime
+        self.max_requests = max_requests
         self.lock = threading.RLock()
         # fault injection: (regex on "METHOD /path", action[, skip]) acts once, on the first matching request after
         # `skip` matching ones: action is a status to answer, "drop" (close the connection, no answer), "drop_after"
         # (do the request, then close without answering: a lost answer), or a callable(hub) run just before it
         self.fail_next: list[tuple] = []
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._timer: threading.Timer | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
     @property
     def endpoint(self) -> str:
-        host, port = self._server.server_address[:2]
+        host, port = self.address
         return f"http://{host}:{port}"
-
-    def start(self) -> "HubServer":
-        hub = self
-
-        class Handler(_Handler):
-            server_hub = hub
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="hub-server", daemon=True)
-        self._thread.start()
-        self._timer = threading.Timer(self.lifetime, self.stop)
-        self._timer.daemon = True
-        self._timer.start()
-        return self
-
-    def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._server is not None:
-            threading.Thread(target=self._server.shutdown, daemon=True).start()
-            self._server.server_close()
-
-    def __enter__(self) -> "HubServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def client_env(self, token: str | None = None, home: str | None = None) -> dict[str, str]:
         """Environment for a client subprocess: this endpoint, Xet off, no call to any other host."""
@@ -607,5 +581,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, content, headers, "application/octet-stream")
         return True
 
+
+HubServer.handler = _Handler
 
 __all__ = ["HubServer", "card_yaml_errors", "git_oid"]

@@ -26,8 +26,10 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Callable
+
+from loopback import LoopbackServer
 
 
 def echo(body: dict) -> str:
@@ -36,45 +38,20 @@ def echo(body: dict) -> str:
     return f"echo: {body['prompt']}"
 
 
-class FaultServer:
+class FaultServer(LoopbackServer):
     def __init__(self, responder: Callable[[dict], str] = echo, faults: Callable[[int, dict], object] | None = None,
                  key: str | None = None, hang: float = 3.0, max_requests: int = 5000, lifetime: float = 300.0):
+        super().__init__(lifetime)
         self.responder, self.faults, self.key, self.hang = responder, faults or (lambda n, body: None), key, hang
-        self.max_requests, self.lifetime = max_requests, lifetime
+        self.max_requests = max_requests
         self.lock = threading.Lock()
         self.log: list[tuple[dict, str]] = []  # (body, what it got: "ok" or the fault)
         self.in_flight = self.peak = 0
-        self._server: ThreadingHTTPServer | None = None
-        self._timer: threading.Timer | None = None
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
+        host, port = self.address
         return f"http://{host}:{port}/v1"
-
-    def __enter__(self) -> "FaultServer":
-        server = self
-
-        class Handler(_Handler):
-            owner = server
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        self._timer = threading.Timer(self.lifetime, self.stop)
-        self._timer.daemon = True
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._server is not None:
-            threading.Thread(target=self._server.shutdown, daemon=True).start()
-            self._server.server_close()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -160,3 +137,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+
+FaultServer.handler = _Handler

@@ -12,6 +12,7 @@ import random
 import pytest
 import yaml
 
+from loopback import free_port
 from openai_server import FaultServer, echo
 from synth_datasets.engine import EngineConfig, SamplingConfig
 from synth_datasets.http_engine import OpenAIEngine
@@ -137,27 +138,25 @@ def test_completion_mode_and_vllm_structured_outputs():
     assert body["structured_outputs"] == {"json": schema} and body["stop"] == ["\n"] and body["model"] == "test-model"
 
 
-def test_pacing_holds_requests_per_minute():
+def seconds_for(n: int, **options) -> float:
     import time
 
     with FaultServer() as server:
-        engine = engine_for(server, requests_per_minute=600, max_concurrency=8)  # 10 a second, a second's worth at once
+        engine = engine_for(server, **options)
         try:
             start = time.perf_counter()
-            engine.chat(conversations(25), SAMPLING)
-            seconds = time.perf_counter() - start
+            engine.chat(conversations(n), SAMPLING)
+            return time.perf_counter() - start
         finally:
             engine.shutdown()
-    assert seconds >= 1.4  # 10 from the full bucket, then 15 more at 10 a second (a lower bound: load only slows it)
-    with FaultServer() as server:
-        engine = engine_for(server, tokens_per_minute=60 * 40)  # 40 tokens a second; each request asks 16 + its prompt
-        try:
-            start = time.perf_counter()
-            engine.chat(conversations(6), SAMPLING)
-            seconds = time.perf_counter() - start
-        finally:
-            engine.shutdown()
-    assert seconds >= 2.0  # about 21 tokens each: 6 x 21 = 126 tokens, 40 up front, the rest at 40 a second
+
+
+def test_pacing_holds_requests_and_tokens_per_minute():
+    # 10 a second, a second's worth at once: 10 from the full bucket, then 15 more at 10 a second (a lower bound:
+    # load only slows it)
+    assert seconds_for(25, requests_per_minute=600, max_concurrency=8) >= 1.4
+    # 40 tokens a second; each request asks 16 + its prompt, about 21: 126 tokens, 40 up front, the rest at 40 a second
+    assert seconds_for(6, tokens_per_minute=60 * 40) >= 2.0
 
 
 def test_options_are_checked_and_a_missing_key_is_named(monkeypatch):
@@ -220,13 +219,6 @@ def test_a_recipe_runs_through_the_backend_and_the_key_is_never_written(fake_eng
     assert leaks == []
     assert echo({"prompt": "x"}) == "echo: x"
 
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow

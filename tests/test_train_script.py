@@ -10,6 +10,7 @@ import pytest
 import yaml
 from datasets import Dataset, DatasetDict
 
+from loopback import free_port
 from synth_datasets.card import save_hub_layout
 from synth_datasets.students import load_student
 from synth_datasets.students.script import main
@@ -82,13 +83,6 @@ def test_lm_student_under_accelerate_launch(synthetic_folder, tmp_path):
     assert (tmp_path / "student-trainer").is_dir()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.mark.slow
 def test_lm_student_data_parallel_on_two_cpu_processes(synthetic_folder, tmp_path):
@@ -101,7 +95,7 @@ def test_lm_student_data_parallel_on_two_cpu_processes(synthetic_folder, tmp_pat
     launcher = Path(sys.executable).parent / "accelerate"
     proc = subprocess.run([str(launcher), "launch", "--config_file", "scripts/accelerate/multi_gpu.yaml",
                            "--num_processes", "2", "--mixed_precision", "no", "--main_process_ip", "127.0.0.1",
-                           "--main_process_port", str(_free_port()), "scripts/train_student.py", "--config", str(config)],
+                           "--main_process_port", str(free_port()), "scripts/train_student.py", "--config", str(config)],
                           capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = check_output(tmp_path / "student", "lm")

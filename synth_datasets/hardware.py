@@ -63,16 +63,19 @@ def gpu_count() -> int:
     return sum(line.startswith("GPU") for line in out.stdout.splitlines())
 
 
-def replica_envs(n: int) -> list[dict[str, str]]:
-    """The environment of each of `n` engine replicas: GPU i (of the visible ones) each, or on a
-    CPU an equal share of this process's cores (VLLM_CPU_OMP_THREADS_BIND). More replicas than
-    GPUs or cores is an error."""
+def replica_envs(n: int, gpus_per_replica: int = 1) -> list[dict[str, str]]:
+    """The environment of each of `n` engine replicas: a group of `gpus_per_replica` GPUs (of the
+    visible ones) each, for tensor parallel, or on a CPU an equal share of this process's cores
+    (VLLM_CPU_OMP_THREADS_BIND). More replicas than GPU groups or cores is an error."""
     gpus = gpu_count()
     if gpus:
         visible = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", ",".join(map(str, range(gpus)))).split(",")]
-        if n > len(visible):
-            raise ValueError(f"engine.replicas: {n} replicas but {len(visible)} GPUs visible; one GPU per replica")
-        return [{"CUDA_VISIBLE_DEVICES": visible[i]} for i in range(n)]
+        visible = [d for d in visible if d and d != "-1"]
+        if n * gpus_per_replica > len(visible):
+            raise ValueError(f"engine.replicas: {n} replicas of {gpus_per_replica} GPU(s) each but {len(visible)} GPUs "
+                             f"visible; lower replicas (or tensor_parallel_size)")
+        return [{"CUDA_VISIBLE_DEVICES": ",".join(visible[i * gpus_per_replica:(i + 1) * gpus_per_replica])}
+                for i in range(n)]
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
     if n > len(cores):
         raise ValueError(f"engine.replicas: {n} replicas but {len(cores)} CPU cores; at least one core per replica")

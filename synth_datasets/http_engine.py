@@ -169,6 +169,7 @@ class OpenAIEngine:
     """An OpenAI-compatible server as an engine (see the module docstring)."""
 
     options_class = OpenAIOptions
+    uses_accelerator = False  # a replica is an HTTP client: on Ray it asks for no GPU
     default_model = None
 
     def __init__(self, config: EngineConfig):

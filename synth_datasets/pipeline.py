@@ -92,7 +92,8 @@ class Runner:
         if self.run_dir is not None:
             folder = self.run_dir if stage == "generate" else self.run_dir / stage
             out = generate_resumable(prompts, gen, folder, shard_size=self.recipe.generator.shard_size,
-                                     overwrite=self.overwrite, replicas=self.recipe.engine.replica_count())
+                                     overwrite=self.overwrite, replicas=self.recipe.engine.replicas,
+                                     executor=self.recipe.engine.executor)
         else:
             out = generate(prompts, gen, batch_size=self.recipe.generator.batch_size, desc=stage)
         self.stages.append({"stage": stage, "requests": len(prompts), "prompts": prompts, "gen": gen})

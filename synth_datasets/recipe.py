@@ -225,6 +225,8 @@ def check_recipe(recipe: Recipe) -> None:
     task = recipe.make_task()
     if recipe.engine.replicas != 1 and not recipe.output.run_dir:
         raise RecipeError("engine.replicas: replicas each take shards of a resumable run; set output.run_dir too")
+    if recipe.engine.executor == "ray" and not recipe.output.run_dir:
+        raise RecipeError("engine.executor: ray writes each shard into the run folder as it comes back; set output.run_dir too")
     for i, check in enumerate(recipe.build_checks()):  # fail now, not after generation
         where = f"checks[{i}] ({check.name})"
         try:

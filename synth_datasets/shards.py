@@ -31,6 +31,7 @@ import logging
 import os
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -63,9 +64,10 @@ def run_fingerprint(prompts: Dataset, gen: Generate, shard_size: int) -> str:
 
 
 def generate_resumable(prompts: Dataset, gen: Generate, run_dir: str | Path, shard_size: int = 1000,
-                       overwrite: bool = False, replicas: int = 1) -> Dataset:
+                       overwrite: bool = False, replicas: int | str = 1, executor: str = "local") -> Dataset:
     """Generate shard by shard into `run_dir`, reusing finished shards; return all rows in order.
-    `replicas` > 1 spreads the shards still to do over that many engine processes.
+    `replicas` > 1 spreads the shards still to do over that many engine processes; `executor="ray"`
+    runs them as a Ray Data job instead (ray_exec.py; `replicas="auto"` then counts the cluster).
 
     Input columns: `row_id` (unique per row) and what `gen` reads. Output: as `generate()`.
     """
@@ -75,14 +77,16 @@ def generate_resumable(prompts: Dataset, gen: Generate, run_dir: str | Path, sha
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
     if len(set(prompts["row_id"])) != len(prompts):
         raise ValueError("prompts have repeated row_id values; each request needs its own id")
+    if executor not in ("local", "ray"):
+        raise ValueError(f"executor must be 'local' or 'ray', got {executor!r}")
     if len(prompts) == 0:
         return generate(prompts, gen)  # an empty dataset with the generated columns
     with folder_lock(Path(run_dir)):  # another process on the same run_dir: wait, then reuse its shards
-        return _generate_resumable(prompts, gen, Path(run_dir), shard_size, overwrite, replicas)
+        return _generate_resumable(prompts, gen, Path(run_dir), shard_size, overwrite, replicas, executor)
 
 
 def _generate_resumable(prompts: Dataset, gen: Generate, run_dir: Path, shard_size: int, overwrite: bool,
-                        replicas: int = 1) -> Dataset:
+                        replicas: int | str = 1, executor: str = "local") -> Dataset:
     features = gen.features(prompts.features)
     fingerprint = run_fingerprint(prompts, gen, shard_size)
     _claim(run_dir, fingerprint, len(prompts), shard_size, gen, overwrite)
@@ -90,6 +94,15 @@ def _generate_resumable(prompts: Dataset, gen: Generate, run_dir: Path, shard_si
     paths = [run_dir / "shards" / f"{i:05d}-of-{n:05d}.parquet" for i in range(n)]
     todo = [i for i in range(n) if not _valid_shard(paths[i], prompts, i, shard_size, features)]
     logger.info("%d of %d shards already done in %s; generating %d", n - len(todo), n, run_dir, len(todo))
+    if executor == "ray" and todo:
+        from .ray_exec import run_on_ray
+
+        config = replace(gen.engine, replicas=replicas, executor="ray")  # where to run, with the cluster's settings
+        run_on_ray(prompts, gen, config, paths, todo, shard_size, run_dir, _write_atomically, features)
+        todo = [i for i in todo if not _valid_shard(paths[i], prompts, i, shard_size, features)]
+        if todo:  # the job ended without an error, so this would be a bug: say so rather than hide it
+            raise RuntimeError(f"the Ray job ended with shards {todo} of {run_dir} not written")
+    replicas = replace(gen.engine, replicas=replicas).replica_count()  # 'auto': one per visible GPU (group)
     if replicas > 1 and len(todo) > 1:
         run_replicas(prompts, gen, paths, todo, shard_size, min(replicas, len(todo)), run_dir)
         todo = [i for i in todo if not _valid_shard(paths[i], prompts, i, shard_size, features)]
@@ -117,7 +130,7 @@ def run_replicas(prompts: Dataset, gen: Generate, paths: list[Path], todo: list[
     from . import hardware
     from .engine import BACKENDS
 
-    envs = hardware.replica_envs(replicas)
+    envs = hardware.replica_envs(replicas, gen.engine.gpus_per_replica())
     blocks = [todo[len(todo) * k // replicas: len(todo) * (k + 1) // replicas] for k in range(replicas)]
     module = BACKENDS.lookup(gen.engine.backend, "engine.backend").__module__  # a replica imports it to register it
     (run_dir / "replicas").mkdir(exist_ok=True)

@@ -51,6 +51,51 @@ def test_replicas_need_cores_or_gpus_and_a_run_folder(tmp_path):
     assert EngineConfig(replicas="auto").replica_count() == (hardware.gpu_count() or 1)
 
 
+def test_gpu_groups_for_tensor_parallel_replicas(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3,4,5,6,7")
+    assert hardware.replica_envs(4, gpus_per_replica=2) == [{"CUDA_VISIBLE_DEVICES": d} for d in ("0,1", "2,3", "4,5", "6,7")]
+    with pytest.raises(ValueError, match="3 replicas of 4 GPU"):
+        hardware.replica_envs(3, gpus_per_replica=4)
+    tp = EngineConfig(replicas="auto", options={"tensor_parallel_size": 4})
+    assert tp.gpus_per_replica() == 4 and tp.replica_count() == 2  # 8 GPUs, 4 a replica
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert tp.replica_count() == 1  # no GPU: one engine
+
+
+def test_where_engines_run_is_not_what_they_generate():
+    from synth_datasets.shards import run_fingerprint
+
+    base = EngineConfig(backend="fake")
+    scaled = EngineConfig(backend="fake", replicas=4, executor="ray", ray_address="ray://head:10001",
+                          ray_cpus_per_replica=1.0, ray_stall_timeout=60)
+    assert base.__getstate__() == scaled.__getstate__()  # datasets' cache key and the replicas' copies
+    p = prompts(per_label=2)
+    assert run_fingerprint(p, Generate(engine=base), 4) == run_fingerprint(p, Generate(engine=scaled), 4)
+    assert EngineConfig().cache_fields() == EngineConfig(options={"tensor_parallel_size": 2}).cache_fields()  # runtime-only
+    with pytest.raises(ValueError, match="executor must be one of"):
+        EngineConfig(executor="slurm")
+    with pytest.raises(ValueError, match="ray_cpus_per_replica and ray_stall_timeout must be > 0"):
+        EngineConfig(ray_cpus_per_replica=0)
+    with pytest.raises(ValueError, match="tensor_parallel_size must be"):
+        EngineConfig(options={"tensor_parallel_size": 0})
+
+
+def test_ray_replica_counts_and_placement_from_the_cluster_shape():
+    from synth_datasets.ray_exec import RayJobError, actor_resources, replica_count
+
+    gpu_node = {"nodes": [{"node": "a", "cpus": 16, "gpus": 8}, {"node": "b", "cpus": 16, "gpus": 8}], "cpus": 32, "gpus": 16}
+    cpu_nodes = {"nodes": [{"node": "a", "cpus": 2, "gpus": 0}] * 3, "cpus": 6, "gpus": 0}
+    assert replica_count("auto", 1, gpu_node) == 16 and replica_count("auto", 4, gpu_node) == 4
+    assert replica_count("auto", 1, cpu_nodes) == 3 and replica_count(5, 1, cpu_nodes) == 5
+    assert replica_count("auto", 1, gpu_node, uses_accelerator=False) == 2  # HTTP clients: one per node
+    assert actor_resources(0.5, 4, gpu_node) == {"num_cpus": 0.5, "num_gpus": 4}
+    assert actor_resources(0.5, 4, cpu_nodes) == {"num_cpus": 0.5, "num_gpus": 0}
+    with pytest.raises(RayJobError, match="needs 0.5 CPU and 16 GPU .*a: 16 CPU 8 GPU"):
+        actor_resources(0.5, 16, gpu_node)
+    with pytest.raises(RayJobError, match="needs 4 CPU"):
+        actor_resources(4, 1, cpu_nodes)
+
+
 def test_a_recipe_asks_for_replicas_with_a_run_folder(fake_engine, tmp_path):
     import yaml
 
@@ -64,6 +109,11 @@ def test_a_recipe_asks_for_replicas_with_a_run_folder(fake_engine, tmp_path):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(RecipeError, match="engine.replicas: .*set output.run_dir"):
         load_recipe(path)
+    data["engine"].update(replicas=1, executor="ray")
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(RecipeError, match="engine.executor: ray .*set output.run_dir"):
+        load_recipe(path)
+    data["engine"].update(replicas=2, executor="local")
     data["output"]["run_dir"] = str(tmp_path / "run")
     data["generator"]["shard_size"] = 30
     path.write_text(yaml.safe_dump(data))

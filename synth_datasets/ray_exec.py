@@ -13,7 +13,9 @@ How it runs (shards.py decides which shards are still to do; this module only ge
 - An actor asks Ray for `gpus_per_replica` GPUs (tensor parallel; Ray sets its
   CUDA_VISIBLE_DEVICES) and a fraction of a CPU (`ray_cpus_per_replica`, 0.5): a CPU reservation
   only places actors, and one that took every CPU would leave none for Ray Data's own tasks (on a
-  small machine the job then waits forever).
+  small machine the job then waits forever). Ray Data places actors with its default SPREAD
+  strategy. The actors run at normal priority: Ray starts workers at nice 15, where the engine
+  would be the first to yield the cores to Ray's own processes and the driver.
 - The driver streams the results back and writes each shard into `run_dir` as it completes, so
   the run folder needs no shared storage; a killed job resumes from the shards on disk, losing
   only the shards in flight. An actor that dies is restarted by Ray and its shard sent again.
@@ -165,7 +167,7 @@ def _run(ray, prompts, gen, paths, todo, shard_size, replicas, resources, module
     schema = features.arrow_schema
     job = ray.data.from_arrow(tables).map_batches(
         _Replica, fn_constructor_args=(gen, module, schema), batch_size=shard_size, batch_format="pyarrow",
-        compute=ActorPoolStrategy(size=replicas), scheduling_strategy="SPREAD", **resources)
+        compute=ActorPoolStrategy(size=replicas), runtime_env={"env_vars": {"RAY_worker_niceness": "0"}}, **resources)
     logger.info("Ray job: %d shards on %d replica(s) of %s each; cluster %s", len(todo), replicas, resources, shape)
 
     results: queue.Queue = queue.Queue()

@@ -109,7 +109,7 @@ def _generate_resumable(prompts: Dataset, gen: Generate, run_dir: Path, shard_si
         if todo:
             logger.warning("%d shard(s) left by replicas that stopped: generating them here", len(todo))
     todo_rows = sum(min(shard_size, len(prompts) - i * shard_size) for i in todo)
-    with tqdm(total=todo_rows, desc=f"generate ({len(todo)} of {n} shards)", unit="row") as bar:
+    with tqdm(total=todo_rows, desc=f"generate ({len(todo)} of {n} shards)", unit="row", disable=not todo) as bar:
         for i in todo:
             rows = prompts.select(range(i * shard_size, min((i + 1) * shard_size, len(prompts))))
             done = generate(rows, gen, batch_size=len(rows), progress=bar, keep_in_memory=True, load_from_cache_file=False)

@@ -196,15 +196,7 @@ class Generate:
             if call is None:
                 raise ValueError(f"prompt_column={self.prompt_column!r} asks for completion mode, and the "
                                  f"{self.engine.backend!r} backend has no `complete`; send chat requests instead")
-        start = time.perf_counter()
-        progress = self._progress_kwargs(call)
-        completions = call(conversations, self.sampling, self.json_schema, **progress)
-        bar = getattr(self, "_progress", None)
-        if bar is not None and bar is not False and not progress:  # an engine that does not advance the bar: a step per batch
-            bar.update(len(conversations))
-        self._stats.add(completions, time.perf_counter() - start)
-        if len(completions) != len(conversations):
-            raise RuntimeError(f"engine returned {len(completions)} completions for {len(conversations)} requests")
+        completions = self._run_engine(call, conversations, batch.get("row_id"))
         clash = [name for name in self.fields if name in batch and name not in GENERATE_COLUMNS]
         if clash:
             raise ValueError(
@@ -227,6 +219,41 @@ class Generate:
             for name in self.fields:
                 out[name].append(parsed.get(name))
         return out
+
+    def _run_engine(self, call, requests: list, row_ids: list | None) -> list:
+        """The engine's completions for `requests`, in order. An engine whose call takes `on_done`
+        reports each request as it ends: the stage bar advances per request, and in a resumable
+        run's shard in flight (`_journal`, set by shards.py) each one is journaled, and requests the
+        journal already holds (from a run that was killed) are not sent again."""
+        bar = getattr(self, "_progress", None)
+        bar = None if bar is False else bar
+        progress = self._progress_kwargs(call)
+        per_request = "on_done" in inspect.signature(call).parameters
+        journal = getattr(self, "_journal", None) if per_request and row_ids is not None else None
+        done = journal.load(row_ids) if journal is not None else {}
+        todo = [i for i in range(len(requests)) if row_ids is None or row_ids[i] not in done]
+        kwargs = dict(progress)
+        if per_request:
+            def on_done(j: int, completion) -> None:
+                if journal is not None:
+                    journal.record(row_ids[todo[j]], completion)
+                if bar is not None and not progress:
+                    bar.update(1)
+
+            kwargs["on_done"] = on_done
+        if done and bar is not None:
+            bar.update(len(requests) - len(todo))
+        start = time.perf_counter()
+        new = call([requests[i] for i in todo], self.sampling, self.json_schema, **kwargs) if todo else []
+        if bar is not None and not progress and not per_request:  # an engine that does not advance the bar: a step per batch
+            bar.update(len(todo))
+        self._stats.add(new, time.perf_counter() - start)
+        if len(new) != len(todo):
+            raise RuntimeError(f"engine returned {len(new)} completions for {len(todo)} requests")
+        completions = [done[row_ids[i]] if row_ids is not None and row_ids[i] in done else None for i in range(len(requests))]
+        for i, completion in zip(todo, new):
+            completions[i] = completion
+        return completions
 
     def _progress_kwargs(self, call) -> dict:
         """`progress=` for engine calls that take it: the stage bar `generate()` opened, else their own bars."""

@@ -206,13 +206,17 @@ class OpenAIEngine:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     # -- the engine protocol -----------------------------------------------------------------------
-    def chat(self, conversations, sampling: SamplingConfig, json_schema: dict | None = None) -> list[Completion]:
+    def chat(self, conversations, sampling: SamplingConfig, json_schema: dict | None = None,
+             on_done=None) -> list[Completion]:
+        """One completion per conversation, in order. `on_done(i, completion)` is called as request i
+        ends (in the engine's thread): resumable runs journal each one (shards.RequestJournal)."""
         bodies = [{"messages": list(c), **self._sampling(sampling)} for c in conversations]
-        return self._call(self._run("/chat/completions", bodies, json_schema, chat=True))
+        return self._call(self._run("/chat/completions", bodies, json_schema, chat=True, on_done=on_done))
 
-    def complete(self, prompts, sampling: SamplingConfig, json_schema: dict | None = None) -> list[Completion]:
+    def complete(self, prompts, sampling: SamplingConfig, json_schema: dict | None = None,
+                 on_done=None) -> list[Completion]:
         bodies = [{"prompt": p, **self._sampling(sampling)} for p in prompts]
-        return self._call(self._run("/completions", bodies, json_schema, chat=False))
+        return self._call(self._run("/completions", bodies, json_schema, chat=False, on_done=on_done))
 
     def describe(self) -> dict[str, Any]:
         return {"backend": "openai", "base_url": self.options.base_url, "structured_output": self.constrain,
@@ -252,8 +256,14 @@ class OpenAIEngine:
             return {**body, "structured_outputs": {"json": schema}}
         return {**body, "response_format": {"type": "json_schema", "json_schema": {"name": "row", "schema": schema, "strict": True}}}
 
-    async def _run(self, path: str, bodies: list[dict], schema: dict | None, chat: bool) -> list[Completion]:
-        return list(await asyncio.gather(*(self._one(path, body, schema, chat) for body in bodies)))
+    async def _run(self, path: str, bodies: list[dict], schema: dict | None, chat: bool, on_done=None) -> list[Completion]:
+        async def one(i: int, body: dict) -> Completion:
+            completion = await self._one(path, body, schema, chat)
+            if on_done is not None:
+                on_done(i, completion)
+            return completion
+
+        return list(await asyncio.gather(*(one(i, body) for i, body in enumerate(bodies))))
 
     async def _one(self, path: str, body: dict, schema: dict | None, chat: bool) -> Completion:
         o = self.options

@@ -9,6 +9,9 @@ has every input row exactly once (checked by `row_id`). Layout of `run_dir`:
     run.json                          what the shards were made from (fingerprint of the generator
                                       configuration, the prompts' row ids and the shard size)
     shards/00003-of-00012.parquet     rows 3*shard_size .. 4*shard_size-1, generated columns included
+    journal/00004-of-00012.jsonl      the finished requests of a shard in flight, for engines that report
+                                      each request as it ends (the `openai` backend): a killed run then
+                                      resends only what was in flight (RequestJournal)
 
 A shard is written to a temporary name and renamed when complete, so a kill never leaves a partial
 shard under a final name; a shard that is unreadable anyway, or whose row ids are not the ones it
@@ -26,10 +29,12 @@ shard is one synchronous engine call; its slowest request leaves the engine part
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import shutil
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -44,6 +49,67 @@ from .generate import Generate, generate
 from .locks import folder_lock
 
 logger = logging.getLogger(__name__)
+
+
+class RequestJournal:
+    """The finished requests of the shard in flight, one JSON line each, appended as each request ends.
+
+    Engines that report requests one by one (the `openai` backend's `on_done`) fill it; a run killed
+    mid-shard then resends only the requests it holds no line for, so it loses at most the requests
+    that were in flight. Lines are flushed as written (a process kill loses none; a machine crash
+    may). A torn last line is ignored. The journal is deleted once its shard is written.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.Lock()
+        self._file = None
+
+    def load(self, row_ids) -> dict:
+        """{row_id: Completion} for the journaled requests among `row_ids`."""
+        from .engine import Completion
+
+        wanted, found = set(row_ids), {}
+        if not self.path.exists():
+            return found
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+                if entry["row_id"] in wanted:
+                    found[entry["row_id"]] = Completion(**entry["completion"])
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by a kill
+        if found:
+            logger.info("%s: %d request(s) already done, not sent again", self.path.name, len(found))
+        return found
+
+    def record(self, row_id, completion) -> None:
+        line = json.dumps({"row_id": row_id, "completion": dataclasses.asdict(completion)}) + "\n"
+        with self._lock:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self.path, "a", encoding="utf-8")
+            self._file.write(line)
+            self._file.flush()
+
+    def close(self, delete: bool = False) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+        if delete:
+            self.path.unlink(missing_ok=True)
+
+
+def _generate_shard(rows: Dataset, gen: Generate, path: Path, journal: Path, bar) -> None:
+    """One shard: generated (resending nothing its journal holds), written atomically, journal deleted."""
+    gen._journal = RequestJournal(journal)
+    try:
+        done = generate(rows, gen, batch_size=len(rows), progress=bar, keep_in_memory=True, load_from_cache_file=False)
+        _write_atomically(done, path)
+    finally:
+        gen._journal.close(delete=path.exists())
+        gen._journal = None
 
 
 class StaleRunError(RuntimeError):
@@ -94,6 +160,8 @@ def _generate_resumable(prompts: Dataset, gen: Generate, run_dir: Path, shard_si
     paths = [run_dir / "shards" / f"{i:05d}-of-{n:05d}.parquet" for i in range(n)]
     todo = [i for i in range(n) if not _valid_shard(paths[i], prompts, i, shard_size, features)]
     logger.info("%d of %d shards already done in %s; generating %d", n - len(todo), n, run_dir, len(todo))
+    for i in set(range(n)) - set(todo):  # written, then killed before its journal was deleted
+        _journal_path(paths[i]).unlink(missing_ok=True)
     if executor == "ray" and todo:
         from .ray_exec import run_on_ray
 
@@ -112,8 +180,7 @@ def _generate_resumable(prompts: Dataset, gen: Generate, run_dir: Path, shard_si
     with tqdm(total=todo_rows, desc=f"generate ({len(todo)} of {n} shards)", unit="row", disable=not todo) as bar:
         for i in todo:
             rows = prompts.select(range(i * shard_size, min((i + 1) * shard_size, len(prompts))))
-            done = generate(rows, gen, batch_size=len(rows), progress=bar, keep_in_memory=True, load_from_cache_file=False)
-            _write_atomically(done, paths[i])
+            _generate_shard(rows, gen, paths[i], _journal_path(paths[i]), bar)
     # Read the shards directly (not through load_dataset's cache, which must not serve an older copy).
     result = Dataset(pa.concat_tables([pq.read_table(p) for p in paths])).cast(features)
     if result["row_id"] != prompts["row_id"]:
@@ -174,8 +241,7 @@ def _replica(k: int, prompts: Dataset, gen: Generate, jobs: list[tuple[int, str]
     done = []
     for i, path in jobs:
         rows = prompts.select(range(i * shard_size, min((i + 1) * shard_size, len(prompts))))
-        out = generate(rows, gen, batch_size=len(rows), progress=False, keep_in_memory=True, load_from_cache_file=False)
-        _write_atomically(out, Path(path))
+        _generate_shard(rows, gen, Path(path), _journal_path(Path(path)), False)
         done.append(i)
         Path(record).write_text(json.dumps({"replica": k, "pid": os.getpid(), "env": env, "shards": done}))
     from .engine import release_all
@@ -200,6 +266,7 @@ def _claim(run_dir: Path, fingerprint: str, rows: int, shard_size: int, gen: Gen
             )
         logger.warning("overwrite=True: deleting the shards of another run in %s", run_dir)
         shutil.rmtree(run_dir / "shards", ignore_errors=True)
+        shutil.rmtree(run_dir / "journal", ignore_errors=True)
     (run_dir / "shards").mkdir(parents=True, exist_ok=True)
     record = {"fingerprint": fingerprint, "rows": rows, "shard_size": shard_size, "generator": gen.describe()}
     tmp = manifest.with_suffix(".json.tmp")
@@ -227,6 +294,11 @@ def _valid_shard(path: Path, prompts: Dataset, i: int, shard_size: int, features
     logger.warning("shard %s is %s: generating it again", path.name, reason)
     path.unlink()
     return False
+
+
+def _journal_path(shard: Path) -> Path:
+    """run_dir/journal/<shard name>.jsonl: the finished requests of that shard while it is in flight."""
+    return shard.parent.parent / "journal" / f"{shard.stem}.jsonl"
 
 
 def _write_atomically(ds: Dataset, path: Path) -> None:

@@ -285,3 +285,65 @@ def test_an_unforeseen_error_is_that_rows_error_only():
             engine.shutdown()
     assert [r.error is None for r in results] == [True, True, False, True]
     assert "RuntimeError: something nobody expected" in results[2].error and engine.stats["errors"] == 1
+
+
+KILLED_RUN = """
+import sys
+from datasets import Dataset
+from synth_datasets import Generate
+from synth_datasets.shards import generate_resumable
+
+url, run = sys.argv[1], sys.argv[2]
+rows = Dataset.from_dict({"row_id": [f"r{i:03d}" for i in range(40)],
+                          "messages": [[{"role": "user", "content": f"question {i}"}] for i in range(40)]})
+engine = {"backend": "openai", "model": "test-model", "base_url": url, "max_concurrency": 4, "timeout": 5.0}
+generate_resumable(rows, Generate(engine=engine, sampling={"max_tokens": 16}), run, shard_size=40)
+"""
+
+
+def test_a_killed_run_resends_only_the_requests_that_were_in_flight(tmp_path):
+    """One shard of 40 requests, 4 in flight, each 0.05 s: SIGKILL once a dozen are journaled, then
+    run again. The rerun sends only what the journal does not hold; the kill lost at most the 4."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from datasets import Dataset
+
+    from synth_datasets import Generate
+    from synth_datasets.shards import generate_resumable
+
+    script, run = tmp_path / "run_it.py", tmp_path / "run"
+    script.write_text(KILLED_RUN)
+    journal = run / "journal" / "00000-of-00001.jsonl"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent.parent), os.environ.get("PYTHONPATH", "")])}
+    rows = Dataset.from_dict({"row_id": [f"r{i:03d}" for i in range(40)],
+                              "messages": [[{"role": "user", "content": f"question {i}"}] for i in range(40)]})
+    with FaultServer(faults=lambda n, body: 0.05) as server:
+        proc = subprocess.Popen([sys.executable, str(script), server.url, str(run)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (not journal.exists() or len(journal.read_text().splitlines()) < 12):
+            assert proc.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        time.sleep(0.2)  # the server finishes answering the requests the dead client had in flight
+        sent_before = len(server.log)
+        journaled = {json.loads(line)["row_id"] for line in journal.read_text().splitlines() if line.endswith("}")}
+        assert 12 <= len(journaled) < 40 and not (run / "shards" / "00000-of-00001.parquet").exists()
+        assert sent_before - len(journaled) <= 4  # lost: at most the requests in flight
+
+        gen = Generate(engine={"backend": "openai", "model": "test-model", "base_url": server.url, "max_concurrency": 4,
+                               "timeout": 5.0}, sampling={"max_tokens": 16})  # the same run, the same server
+        out = generate_resumable(rows, gen, run, shard_size=40)
+        resent = [body["messages"][-1]["content"] for body, _ in server.log[sent_before:]]
+    assert len(resent) == 40 - len(journaled)  # nothing the journal held was sent again
+    assert not {f"question {int(r[1:])}" for r in journaled} & set(resent)
+    assert out["row_id"] == rows["row_id"]  # every row once, in order
+    assert out["raw_completion"] == [f"echo: question {i}" for i in range(40)]
+    assert not journal.exists()  # deleted with its shard written
+    assert gen.stats.requests == 40 - len(journaled)

@@ -12,7 +12,7 @@ Why each choice (measured on machines of this kind, see docs/benchmarks.md):
 - the CPU engine sizes its KV cache from NUMA node 0 and failed to start on a 24 GiB machine whose
   node 0 reported 9.6 GiB; a fixed KV-cache space in GiB avoids that.
 
-Not here: multi-GPU/tensor-parallel choices, compiled-vs-eager tuning (a later issue).
+Replicas: each a GPU, a group of GPUs for tensor parallel, or a share of the cores (replica_envs).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ any node of a cluster (`engine.executor: ray`).
 How it runs (shards.py decides which shards are still to do; this module only generates them):
 - The shards' rows go to Ray as Arrow tables (`ray.data.from_arrow`, one block per shard: no read
   task, nothing looked up on the Hub), and `map_batches` sends each shard to an actor of a fixed
-  pool (`ActorPoolStrategy(size=replicas)`, spread over the nodes). Each actor builds its own
+  pool (`ActorPoolStrategy(size=replicas)`, spread over the nodes), one shard at a time per actor
+  (a slow actor never sits on a queue of shards that others could take). Each actor builds its own
   engine once, through the same `Generate` transform as the in-process path, so every backend
   (vLLM, the `openai` one, a plugin's), parser and recorded row error works unchanged.
 - An actor asks Ray for `gpus_per_replica` GPUs (tensor parallel; Ray sets its
@@ -19,11 +20,16 @@ How it runs (shards.py decides which shards are still to do; this module only ge
 - The driver streams the results back and writes each shard into `run_dir` as it completes, so
   the run folder needs no shared storage; a killed job resumes from the shards on disk, losing
   only the shards in flight. An actor that dies is restarted by Ray and its shard sent again.
-- Rows come back in whatever order they finish; shards.py merges the shards in `row_id` order
-  and casts them to the features the in-process path gives (Ray turns `ClassLabel` into int64).
-- A job that makes no progress for `ray_stall_timeout` seconds (an actor that cannot be placed, a
-  hung engine) is stopped with an error that shows what the cluster has, never a silent hang; an
-  actor that asks for more than any node has is refused before anything starts.
+- Rows come back in whatever order and pieces they finish, a retried task's perhaps twice: the
+  driver keeps each row once, puts each shard's rows in `row_id` order (ShardAssembler), and
+  shards.py merges the shards in order and casts them to the features the in-process path gives
+  (Ray turns `ClassLabel` into int64).
+- A job that returns no rows for `ray_stall_timeout` seconds (an actor that cannot be placed, a
+  hung engine) ends in an error that shows what the cluster has, never a silent hang, and the Ray
+  instance it started is stopped with it; an actor that asks for more than any node has is refused
+  before anything starts.
+- `gen.stats` gets the actors' work: requests and tokens of the rows written, and engine seconds
+  summed over the replicas (so its tokens per second is per engine, not the job's).
 - `replicas/ray.json` records, per replica (node, process, devices), the rows it generated.
 
 Ray binds the machine's own network address; the tests run a local cluster inside a network
@@ -145,7 +151,7 @@ def run_on_ray(prompts: Dataset, gen: Generate, config, paths: list[Path], todo:
         replicas = min(replica_count(config.replicas, config.gpus_per_replica(), shape, uses_accelerator), len(todo))
         resources = actor_resources(config.ray_cpus_per_replica, config.gpus_per_replica(), shape, uses_accelerator)
         record = _run(ray, prompts, gen, paths, todo, shard_size, replicas, resources, backend.__module__, write_shard,
-                      features, config.ray_stall_timeout, shape)
+                      features, config.ray_stall_timeout, shape, started_here)
     finally:
         if started_here:
             ray.shutdown()  # also stops a stalled job's actors, which would otherwise keep their resources
@@ -155,19 +161,31 @@ def run_on_ray(prompts: Dataset, gen: Generate, config, paths: list[Path], todo:
 
 
 def _run(ray, prompts, gen, paths, todo, shard_size, replicas, resources, module, write_shard, features,
-         stall_timeout, shape) -> dict:
-    from ray.data import ActorPoolStrategy, DataContext
+         stall_timeout, shape, started_here) -> dict:
+    from ray.data import DataContext
 
     context = DataContext.get_current()
+    saved = context.enable_progress_bars, context.print_on_execution_start
     context.enable_progress_bars = False  # one bar: ours, over rows
     context.print_on_execution_start = False
+    try:
+        return _job(ray, prompts, gen, paths, todo, shard_size, replicas, resources, module, write_shard, features,
+                    stall_timeout, shape, started_here)
+    finally:
+        context.enable_progress_bars, context.print_on_execution_start = saved
+
+
+def _job(ray, prompts, gen, paths, todo, shard_size, replicas, resources, module, write_shard, features,
+         stall_timeout, shape, started_here) -> dict:
+    from ray.data import ActorPoolStrategy
+
     bounds = {i: (i * shard_size, min((i + 1) * shard_size, len(prompts))) for i in todo}
     tables = [prompts.select(range(*bounds[i])).with_format("arrow")[:] for i in todo]
-    position = {row_id: n for n, row_id in enumerate(prompts["row_id"])}
     schema = features.arrow_schema
     job = ray.data.from_arrow(tables).map_batches(
         _Replica, fn_constructor_args=(gen, module, schema), batch_size=shard_size, batch_format="pyarrow",
-        compute=ActorPoolStrategy(size=replicas), runtime_env={"env_vars": {"RAY_worker_niceness": "0"}}, **resources)
+        compute=ActorPoolStrategy(size=replicas, max_tasks_in_flight_per_actor=1),
+        runtime_env={"env_vars": {"RAY_worker_niceness": "0"}}, **resources)
     logger.info("Ray job: %d shards on %d replica(s) of %s each; cluster %s", len(todo), replicas, resources, shape)
 
     results: queue.Queue = queue.Queue()
@@ -181,58 +199,82 @@ def _run(ray, prompts, gen, paths, todo, shard_size, replicas, resources, module
         results.put(None)
 
     threading.Thread(target=consume, name="ray-data-consumer", daemon=True).start()
-    pending = {i: [] for i in todo}
-    missing = {i: bounds[i][1] - bounds[i][0] for i in todo}
+    shards = ShardAssembler(prompts["row_id"], shard_size, todo, paths, write_shard, gen)
     by_replica: Counter = Counter()
     seconds = 0.0
-    with tqdm(total=sum(missing.values()), desc=f"generate ({len(todo)} shards, {replicas} Ray replicas)", unit="row") as bar:
+    with tqdm(total=shards.rows_left(), desc=f"generate ({len(todo)} shards, {replicas} Ray replicas)", unit="row") as bar:
         while True:
             try:
                 batch = results.get(timeout=stall_timeout)
             except queue.Empty:
-                raise RayJobError(_stalled(ray, stall_timeout, replicas, resources, shape, missing)) from None
+                raise RayJobError(_stalled(ray, stall_timeout, replicas, resources, shape, shards.rows_left(), started_here)) from None
             if batch is None:
                 break
             if isinstance(batch, BaseException):
                 raise batch
             by_replica.update(batch.column(WHERE).to_pylist())
             seconds += sum(batch.column(SECONDS).to_pylist())
-            batch = batch.drop_columns([WHERE, SECONDS])
-            shard_of = [position[r] // shard_size for r in batch.column("row_id").to_pylist()]
-            for i in sorted(set(shard_of)):
-                rows = batch.filter(pa.array([s == i for s in shard_of]))
-                pending[i].append(rows)
-                missing[i] -= rows.num_rows
-                if missing[i] == 0:
-                    write_shard(Dataset(pa.concat_tables(pending.pop(i))), paths[i])
-            bar.update(batch.num_rows)
-    _count_work(gen, [paths[i] for i in todo], seconds)
+            gen.stats.seconds += sum(batch.column(SECONDS).to_pylist())
+            bar.update(shards.add(batch.drop_columns([WHERE, SECONDS])))
     return {"replicas": replicas, "resources": resources, "cluster": shape, "shards": len(todo),
             "rows_by_replica": dict(by_replica), "engine_seconds": round(seconds, 3)}
 
 
-def _count_work(gen: Generate, shard_paths: list[Path], seconds: float) -> None:
-    """Add what the actors' engines did to `gen.stats` (the driver's transform never ran them)."""
-    import pyarrow.parquet as pq
+class ShardAssembler:
+    """Rows that come back in any order, in pieces of any size, some perhaps twice (a task Ray ran
+    again): each shard is written once, when all its rows are in, in `row_id` order; a row already
+    in (or of a shard already written) is dropped. What the engines did for the written rows goes
+    into `gen.stats` as each shard is written."""
 
-    for path in shard_paths:
-        if not path.exists():
-            continue
-        table = pq.read_table(path, columns=["parse_error", "prompt_tokens", "completion_tokens"])
+    def __init__(self, row_ids: list, shard_size: int, todo: list[int], paths: list[Path], write_shard, gen: Generate):
+        self.position = {row_id: n for n, row_id in enumerate(row_ids)}
+        self.shard_size, self.paths, self.write_shard, self.gen = shard_size, paths, write_shard, gen
+        self.expected = {i: len(row_ids[i * shard_size:(i + 1) * shard_size]) for i in todo}
+        self.pieces: dict[int, list[pa.Table]] = {i: [] for i in todo}
+        self.seen: dict[int, set] = {i: set() for i in todo}
+
+    def rows_left(self) -> int:
+        return sum(self.expected[i] - len(self.seen[i]) for i in self.pieces)
+
+    def add(self, table: pa.Table) -> int:
+        """Take one piece; return how many of its rows were new."""
+        ids = table.column("row_id").to_pylist()
+        keep, shard_of = [], []
+        for row_id in ids:
+            i = self.position[row_id] // self.shard_size
+            new = i in self.pieces and row_id not in self.seen[i]
+            if new:
+                self.seen[i].add(row_id)
+            keep.append(new)
+            shard_of.append(i)
+        added = sum(keep)
+        if added < len(ids):
+            logger.debug("dropped %d row(s) that had already come back", len(ids) - added)
+        for i in sorted({s for s, k in zip(shard_of, keep) if k}):
+            self.pieces[i].append(table.filter(pa.array([k and s == i for s, k in zip(shard_of, keep)])))
+            if len(self.seen[i]) == self.expected[i]:
+                self._write(i, pa.concat_tables(self.pieces.pop(i)))
+        return added
+
+    def _write(self, i: int, table: pa.Table) -> None:
+        order = sorted(range(table.num_rows), key=lambda k: self.position[table.column("row_id")[k].as_py()])
+        table = table.take(pa.array(order, pa.int64()))
+        self.write_shard(Dataset(table), self.paths[i])
         ran = [not (e or "").startswith("request failed") for e in table.column("parse_error").to_pylist()]
-        gen.stats.requests += sum(ran)
-        gen.stats.prompt_tokens += sum(t for t, r in zip(table.column("prompt_tokens").to_pylist(), ran) if r)
-        gen.stats.completion_tokens += sum(t for t, r in zip(table.column("completion_tokens").to_pylist(), ran) if r)
-    gen.stats.seconds += seconds
+        stats = self.gen.stats
+        stats.requests += sum(ran)
+        stats.prompt_tokens += sum(t for t, r in zip(table.column("prompt_tokens").to_pylist(), ran) if r)
+        stats.completion_tokens += sum(t for t, r in zip(table.column("completion_tokens").to_pylist(), ran) if r)
 
 
-def _stalled(ray, timeout, replicas, resources, shape, missing) -> str:
+def _stalled(ray, timeout, replicas, resources, shape, rows_left, started_here: bool) -> str:
     try:
         available = {k: v for k, v in ray.available_resources().items() if k in ("CPU", "GPU")}
     except Exception:  # noqa: BLE001  the message is still worth giving without it
         available = "unknown"
-    left = sum(1 for n in missing.values() if n)
-    return (f"the Ray job finished no shard for {timeout:g} s (engine.ray_stall_timeout) and was stopped: {left} "
-            f"shard(s) still to do on {replicas} replica(s) asking {resources} each; the cluster has {shape['cpus']:g} "
+    stopped = ("and was stopped, its actors with it" if started_here else
+               "; its actors keep their resources until you call ray.shutdown() (Ray was started by the caller)")
+    return (f"the Ray job returned no rows for {timeout:g} s (engine.ray_stall_timeout) {stopped}: {rows_left} row(s) "
+            f"still to do on {replicas} replica(s) asking {resources} each; the cluster has {shape['cpus']:g} "
             f"CPU and {shape['gpus']:g} GPU over {len(shape['nodes'])} node(s), {available} free now. An actor Ray "
             "cannot place, or an engine that hangs, looks like this; finished shards are kept in the run folder")

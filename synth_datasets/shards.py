@@ -64,6 +64,7 @@ class RequestJournal:
         self.path = path
         self._lock = threading.Lock()
         self._file = None
+        self._closed = False
 
     def load(self, row_ids) -> dict:
         """{row_id: Completion} for the journaled requests among `row_ids`."""
@@ -84,16 +85,29 @@ class RequestJournal:
         return found
 
     def record(self, row_id, completion) -> None:
+        """Journal one finished request; a failed one (`error` set) is not, so a rerun sends it again."""
+        if completion.error is not None:
+            return
         line = json.dumps({"row_id": row_id, "completion": dataclasses.asdict(completion)}) + "\n"
         with self._lock:
+            if self._closed:  # the shard's call was interrupted: what still ends is in flight, not journaled
+                return
             if self._file is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                torn = False
+                if self.path.exists() and self.path.stat().st_size:
+                    with open(self.path, "rb") as f:
+                        f.seek(-1, os.SEEK_END)
+                        torn = f.read(1) != b"\n"
                 self._file = open(self.path, "a", encoding="utf-8")
+                if torn:  # a kill cut the last line short: end it, so that this line stays whole
+                    self._file.write("\n")
             self._file.write(line)
             self._file.flush()
 
     def close(self, delete: bool = False) -> None:
         with self._lock:
+            self._closed = True
             if self._file is not None:
                 self._file.close()
                 self._file = None
@@ -130,10 +144,11 @@ def run_fingerprint(prompts: Dataset, gen: Generate, shard_size: int) -> str:
 
 
 def generate_resumable(prompts: Dataset, gen: Generate, run_dir: str | Path, shard_size: int = 1000,
-                       overwrite: bool = False, replicas: int | str = 1, executor: str = "local") -> Dataset:
+                       overwrite: bool = False, replicas: int | str | None = None, executor: str | None = None) -> Dataset:
     """Generate shard by shard into `run_dir`, reusing finished shards; return all rows in order.
     `replicas` > 1 spreads the shards still to do over that many engine processes; `executor="ray"`
     runs them as a Ray Data job instead (ray_exec.py; `replicas="auto"` then counts the cluster).
+    Both default to the generator's engine config (`gen.engine.replicas`, `gen.engine.executor`).
 
     Input columns: `row_id` (unique per row) and what `gen` reads. Output: as `generate()`.
     """
@@ -143,6 +158,8 @@ def generate_resumable(prompts: Dataset, gen: Generate, run_dir: str | Path, sha
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
     if len(set(prompts["row_id"])) != len(prompts):
         raise ValueError("prompts have repeated row_id values; each request needs its own id")
+    replicas = getattr(gen.engine, "replicas", 1) if replicas is None else replicas
+    executor = getattr(gen.engine, "executor", "local") if executor is None else executor
     if executor not in ("local", "ray"):
         raise ValueError(f"executor must be 'local' or 'ray', got {executor!r}")
     if len(prompts) == 0:

@@ -17,6 +17,10 @@ import pytest
 from dataclasses import dataclass
 
 from synth_datasets import engine as engine_mod
+
+# Not a test module: Ray scenarios that tests/test_ray.py runs in processes of their own. It imports
+# ray, which the base install and the fast tests do not need (--doctest-modules would import it).
+collect_ignore = ["ray_jobs.py"]
 from synth_datasets.engine import BackendOptions, Completion, EngineConfig
 
 REAL_ENGINE = EngineConfig(max_model_len=1024, seed=0)  # every slow test uses this: one engine per session

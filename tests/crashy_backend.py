@@ -7,10 +7,15 @@ on their path). All answer like the tests' fake engine.
 - `hangy`: the replica that meets `HANG_SHARD_WITH=<text>` never answers (an engine that hangs).
 - `slowy`: each engine call takes `SLOW_CALL_S` seconds (a run slow enough to be killed midway).
 - `tp`: takes a `tensor_parallel_size` option, like vLLM's, so replicas ask for groups of GPUs.
+
+With `ENGINE_LOG_DIR=<folder>`, `slowy` and `tp` engines write, as they are built, which process
+built them and the GPUs it sees (`<backend>-<pid>.json`): placement shows even for a replica that
+got no shard.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -46,7 +51,18 @@ class HangyEngine(FakeEngine):
         return super().chat(conversations, sampling, json_schema)
 
 
+def _log_start(backend: str) -> None:
+    folder = os.environ.get("ENGINE_LOG_DIR")
+    if folder:
+        with open(os.path.join(folder, f"{backend}-{os.getpid()}.json"), "w") as f:
+            json.dump({"backend": backend, "pid": os.getpid(), "devices": os.environ.get("CUDA_VISIBLE_DEVICES")}, f)
+
+
 class SlowyEngine(FakeEngine):
+    def __init__(self, config):
+        super().__init__(config)
+        _log_start("slowy")
+
     def chat(self, conversations, sampling, json_schema=None):
         time.sleep(float(os.environ.get("SLOW_CALL_S", "0")))
         return super().chat(conversations, sampling, json_schema)
@@ -60,6 +76,10 @@ class TPOptions(FakeOptions):
 
 class TPEngine(FakeEngine):
     options_class = TPOptions
+
+    def __init__(self, config):
+        super().__init__(config)
+        _log_start("tp")
 
 
 for _name, _cls in (("crashy", CrashyEngine), ("hangy", HangyEngine), ("slowy", SlowyEngine), ("tp", TPEngine)):

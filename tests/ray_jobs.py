@@ -42,23 +42,28 @@ def ray_record(run):
 
 
 def basic(folder: Path) -> dict:
-    """Four logical GPUs: replicas 'auto' of the fake engine (one GPU each), then of the `tp` one
-    (tensor_parallel_size 2: two GPUs each); both against the in-process result."""
+    """Four logical GPUs: replicas 'auto' of a fake engine (one GPU each; 0.5 s a shard), then of
+    the `tp` one (tensor_parallel_size 2: two GPUs each); both against the in-process result."""
     import crashy_backend as cb
 
+    engines = folder / "engines"
+    engines.mkdir()
+    os.environ.update(ENGINE_LOG_DIR=str(engines), SLOW_CALL_S="0.5")  # before Ray starts: its workers inherit them
     ray.init(num_cpus=2, num_gpus=4, **SMALL)
     p = labelled_prompts()
     reference = generate_resumable(p, gen(), folder / "local", shard_size=4)
-    g = gen()
+    g = gen("slowy")
     out = generate_resumable(p, g, folder / "ray", shard_size=4, replicas="auto", executor="ray")
     tp = gen("tp", options=cb.TPOptions(tensor_parallel_size=2))
     out_tp = generate_resumable(p, tp, folder / "ray-tp", shard_size=4, replicas="auto", executor="ray")
     recorded = (folder / "ray" / "replicas" / "ray.json").stat().st_mtime_ns
-    again = generate_resumable(p, gen(), folder / "ray", shard_size=4, replicas="auto", executor="ray")
+    again = generate_resumable(p, gen("slowy"), folder / "ray", shard_size=4, replicas="auto", executor="ray")
+    started = [json.loads(f.read_text()) for f in sorted(engines.iterdir())]
     return {"same_rows": out.to_list() == reference.to_list(), "same_features": out.features == reference.features,
             "intent_feature": repr(out.features["intent"]), "tp_same_rows": out_tp.to_list() == reference.to_list(),
             "rows": len(p), "stats": g.stats.as_dict(), "record": ray_record(folder / "ray"),
             "record_tp": ray_record(folder / "ray-tp"), "rerun_same": again.to_list() == reference.to_list(),
+            "engines": started, "driver_pid": os.getpid(),
             "rerun_started_no_job": (folder / "ray" / "replicas" / "ray.json").stat().st_mtime_ns == recorded}
 
 

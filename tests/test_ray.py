@@ -43,8 +43,8 @@ def start(scenario: str, folder: Path, **env) -> subprocess.Popen:
                    "RAY_USAGE_STATS_ENABLED": "0", "TQDM_DISABLE": "1", **env}
     command = [*_netns_prefix(), "--", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', sys.executable,
                str(TESTS / "ray_jobs.py"), scenario, str(folder)]
-    log = open(folder / "log.txt", "ab")
-    return subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(folder / "log.txt", "ab") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _namespace(proc: subprocess.Popen) -> str | None:
@@ -90,16 +90,18 @@ def test_ray_gives_the_in_process_rows_features_and_gpu_groups(tmp_path):
     r = run("basic", tmp_path)
     assert r["same_rows"] and r["same_features"], r  # every row once, row_id order, the same answers
     assert "ClassLabel" in r["intent_feature"] and "card_arrival" in r["intent_feature"]  # Ray's int64 cast back
-    assert r["tp_same_rows"] and r["rerun_started_no_job"]
+    assert r["tp_same_rows"] and r["rerun_same"] and r["rerun_started_no_job"]
     record = r["record"]
     assert record["replicas"] == 4 and record["resources"] == {"num_cpus": 0.5, "num_gpus": 1}  # auto: one per GPU
     assert sum(record["rows_by_replica"].values()) == r["rows"]
-    devices = {where.split("devices ")[1] for where in record["rows_by_replica"]}
-    assert len(devices) >= 2 and all(d.isdigit() for d in devices)  # actors on different logical GPUs
+    engines = [e for e in r["engines"] if e["pid"] != r["driver_pid"]]  # built in the actors
+    single = sorted(e["devices"] for e in engines if e["backend"] == "slowy")
+    assert single == ["0", "1", "2", "3"]  # four actors, each on a GPU of its own
+    assert all(where.split("devices ")[1] in single for where in record["rows_by_replica"])
     tp = r["record_tp"]
     assert tp["replicas"] == 2 and tp["resources"]["num_gpus"] == 2  # tensor_parallel_size 2: two GPUs a replica
-    groups = [set(where.split("devices ")[1].split(",")) for where in tp["rows_by_replica"]]
-    assert all(len(g) == 2 for g in groups) and len(set.union(*groups)) == 2 * len(groups)
+    groups = [set(e["devices"].split(",")) for e in engines if e["backend"] == "tp"]
+    assert len(groups) == 2 and all(len(g) == 2 for g in groups) and set.union(*groups) == {"0", "1", "2", "3"}
     assert r["stats"]["requests"] == r["rows"] and r["stats"]["completion_tokens"] > 0  # the actors' work, counted
 
 
@@ -109,7 +111,6 @@ def test_ray_resumes_from_shards_on_disk_and_survives_a_replica_that_dies(tmp_pa
     record = r["record"]
     assert record["shards"] == 4  # 6 shards, 2 already done
     assert sum(record["rows_by_replica"].values()) == 16  # the crashed shard's rows came back once, from its retry
-    assert len(record["rows_by_replica"]) >= 2  # and from a process other than the one that died in it
 
 
 def test_ray_spreads_replicas_over_two_nodes(tmp_path):
@@ -125,7 +126,8 @@ def test_a_ray_job_that_cannot_run_or_stops_progressing_fails_clearly(tmp_path):
     r = run("stuck", tmp_path)
     assert "no node of the Ray cluster can hold a replica that needs 64 CPU" in r["too_big"]
     assert r["too_big_s"] < 60
-    assert "finished no shard for 8 s" in r["hang"] and "ray_stall_timeout" in r["hang"], r
+    assert "returned no rows for 8 s" in r["hang"] and "ray_stall_timeout" in r["hang"], r
+    assert "was stopped, its actors with it" in r["hang"]
     assert r["hang_s"] < 90
     assert not r["ray_left_running_1"] and not r["ray_left_running_2"]  # a job that started Ray stops it
     assert "00004-of-00006.parquet" not in r["shards_kept"] and len(r["shards_kept"]) >= 1  # the rest is kept

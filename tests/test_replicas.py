@@ -138,3 +138,29 @@ def test_two_vllm_cpu_replicas_of_one_core_each(tmp_path):
     assert [r["shards"] for r in records] == [[0], [1]] and records[0]["pid"] != records[1]["pid"]
     assert two["row_id"] == p["row_id"] and sum(e is None for e in two["parse_error"]) >= 6
     assert all(t for t in two["raw_completion"])
+
+
+def test_ray_rows_in_any_order_pieces_and_repeats_make_each_shard_once_in_order(tmp_path):
+    """What the Ray driver does with what comes back (no Ray needed): pieces out of order, a shard
+    split over pieces, a piece that spans two shards, rows that come back twice."""
+    import pyarrow as pa
+
+    from synth_datasets.ray_exec import ShardAssembler
+
+    ids = [f"r{i}" for i in range(10)]
+    table = pa.table({"row_id": ids, "parse_error": [None] * 9 + ["request failed: 500"],
+                      "prompt_tokens": [3] * 10, "completion_tokens": [5] * 10})
+    written = []
+    g = gen()
+    paths = [tmp_path / f"{i}.parquet" for i in range(3)]
+    shards = ShardAssembler(ids, 4, [0, 1, 2], paths, lambda ds, path: written.append((path.name, ds["row_id"])), g)
+    assert shards.rows_left() == 10
+    assert shards.add(table.take([9, 5])) == 2          # half of shard 2, a quarter of shard 1
+    assert shards.add(table.take([9, 5, 3, 0])) == 2    # r9 and r5 again: dropped
+    assert written == []
+    assert shards.add(table.take([7, 6, 2, 1, 4])) == 5  # spans shards 0 and 1, out of order: both complete
+    assert written == [("0.parquet", ["r0", "r1", "r2", "r3"]), ("1.parquet", ["r4", "r5", "r6", "r7"])]
+    assert shards.rows_left() == 1 and shards.add(table.take([8])) == 1 and shards.rows_left() == 0
+    assert written[2:] == [("2.parquet", ["r8", "r9"])]
+    assert shards.add(table.take([1, 8])) == 0 and len(written) == 3  # rows of shards already written
+    assert (g.stats.requests, g.stats.prompt_tokens, g.stats.completion_tokens) == (9, 27, 45)  # r9's request failed

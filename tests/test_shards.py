@@ -165,3 +165,35 @@ def test_a_malformed_manifest_is_a_stale_run(fake_engine, tmp_path):
     (tmp_path / "run" / "run.json").write_text("{not json")
     with pytest.raises(StaleRunError):
         generate_resumable(prompts(), gen(), tmp_path / "run", shard_size=6)
+
+
+def test_the_request_journal_keeps_finished_requests_only_and_survives_a_torn_line(tmp_path):
+    from synth_datasets.engine import Completion
+    from synth_datasets.shards import RequestJournal
+
+    path = tmp_path / "journal" / "00000-of-00001.jsonl"
+    journal = RequestJournal(path)
+    journal.record("a", Completion("one", "stop", 3, 1))
+    journal.record("b", Completion("", None, error="request failed: 500"))  # not kept: a rerun sends it again
+    journal.close()
+    journal.record("c", Completion("late", "stop", 3, 1))  # after close (an interrupted call): not kept
+    with open(path, "a") as f:
+        f.write('{"row_id": "d", "completion": {"te')  # a kill mid-line
+    again = RequestJournal(path)
+    again.record("e", Completion("five", "length", 3, 2))
+    again.close()
+    found = RequestJournal(path).load(["a", "b", "c", "d", "e", "z"])
+    assert sorted(found) == ["a", "e"] and found["e"] == Completion("five", "length", 3, 2)
+    assert RequestJournal(path).load(["e"]).keys() == {"e"}  # only the rows asked for
+    RequestJournal(path).close(delete=True)
+    assert not path.exists()
+
+
+def test_overwrite_deletes_the_journal_of_another_run(fake_engine, tmp_path):
+    p = prompts()
+    run = tmp_path / "run"
+    generate_resumable(p, gen(), run, shard_size=6)
+    (run / "journal").mkdir()
+    (run / "journal" / "00001-of-00004.jsonl").write_text('{"row_id": "x"}\n')
+    generate_resumable(p, gen(), run, shard_size=5, overwrite=True)
+    assert not (run / "journal").exists()

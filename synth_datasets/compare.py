@@ -77,7 +77,8 @@ class CompareResult:
 
     def table(self) -> str:
         return markdown_table(self.summary, self.metrics, self.setup.get("metric_names"), self.setup.get("percent_metrics"),
-                              self.setup.get("lower_is_better", ()))
+                              self.setup.get("lower_is_better", ()),
+                              per=" per label" if self.setup.get("labels") is not None else "")
 
 
 def draw_real(train: Dataset, labels: Sequence[str] | None, ks: Sequence[int], seed: int,
@@ -345,7 +346,8 @@ def run_compare(recipe: Recipe, synthesize: Synthesizer | None = None, student=N
     result.summary = summarise(result.runs, task.metrics, task.lower_is_better)
     primary = task.metrics[0]
     in_percent = task.percent_metrics is None or primary in task.percent_metrics
-    result.verdicts = verdicts(result.summary, cfg.primary_ratio, **({} if in_percent else {
+    result.verdicts = verdicts(result.summary, cfg.primary_ratio, per=" per label" if task.labels is not None else "",
+                               **({} if in_percent else {
         "scale": 1, "digits": 3, "unit": f"{task.metric_names.get(primary, primary)} gained "
         + ("(real-only minus the blend: positive is better)" if primary in task.lower_is_better else "over real-only")}))
     return result
@@ -358,6 +360,9 @@ def summarise(runs: list[dict], metrics: Sequence[str] = METRICS, lower_is_bette
     primary = metrics[0]
     sign = -1 if primary in lower_is_better else 1
     base = {(r["draw"], r["k"]): r for r in runs if r["arm"] == "real-only"}
+    curves: dict[int, list] = defaultdict(list)  # draw -> its real-only scores over k (signed: higher is better)
+    for (draw, k), r in sorted(base.items()):
+        curves[draw].append((k, sign * r[primary]))
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in runs:
         groups[(r["k"], r["arm"], r["ratio"])].append(r)
@@ -369,9 +374,56 @@ def summarise(runs: list[dict], metrics: Sequence[str] = METRICS, lower_is_bette
             values = [m[metric] for m in members]
             row.update({metric: statistics.mean(values), f"{metric}_sd": _sd(values)})
         delta = [sign * (m[primary] - base[(m["draw"], k)][primary]) for m in members]
-        rows.append({**row, "delta": statistics.mean(delta), "delta_sd": _sd(delta)})
+        row.update({"delta": statistics.mean(delta), "delta_sd": _sd(delta)})
+        if arm != "real-only":
+            row.update(worth_in_real_rows(members, curves, sign, primary))
+        rows.append(row)
     order = {arm: i for i, arm in enumerate(ARMS)}
     return sorted(rows, key=lambda r: (r["k"], order[r["arm"]], _ratio_key(r["ratio"])))
+
+
+def worth_in_real_rows(members: list[dict], curves: dict, sign: int, metric: str) -> dict:
+    """What an arm's students were worth in real rows: for each draw, the k at which that draw's
+    real-only curve (its real-only scores over k, linear between the measured k, made
+    non-decreasing) reaches the arm's score, minus the arm's own k. Mean ± sd over the draws whose
+    curve spans the score; `worth_above` / `worth_below` count the draws where it lies above the
+    curve's top (worth more than the largest k shows) or below real-only at the smallest k.
+
+    >>> curves = {0: [(5, 0.50), (10, 0.60), (20, 0.70)]}
+    >>> worth_in_real_rows([{"draw": 0, "k": 5, "acc": 0.55}], curves, 1, "acc")["worth"]
+    2.5
+    """
+    worth, above, below = [], 0, 0
+    for m in members:
+        k_equal = _k_reaching(curves[m["draw"]], sign * m[metric])
+        if k_equal == "above":
+            above += 1
+        elif k_equal == "below":
+            below += 1
+        else:
+            worth.append(k_equal - m["k"])
+    return {"worth": statistics.mean(worth) if worth else None, "worth_sd": _sd(worth) if worth else None,
+            "worth_draws": len(worth), "worth_above": above, "worth_below": below,
+            "worth_span": [curves[members[0]["draw"]][0][0], curves[members[0]["draw"]][-1][0]]}
+
+
+def _k_reaching(curve: list[tuple[int, float]], score: float):
+    """The k (interpolated) at which a real-only curve [(k, score)] first reaches `score`, with the
+    curve made non-decreasing (a dip between draws' k is noise, not fewer rows helping); "above" or
+    "below" when it lies outside the curve."""
+    best, points = float("-inf"), []
+    for k, value in curve:
+        best = max(best, value)
+        points.append((k, best))
+    if score < points[0][1]:
+        return "below"
+    if score > points[-1][1]:
+        return "above"
+    i = next(i for i, (_, value) in enumerate(points) if value >= score)  # exists: score <= the last point
+    if i == 0:
+        return points[0][0]
+    (k0, v0), (k1, v1) = points[i - 1], points[i]  # v0 < score <= v1
+    return k0 + (score - v0) * (k1 - k0) / (v1 - v0)
 
 
 # one-sided 95% quantiles of Student's t by degrees of freedom (draws - 1); 1.645 beyond 30
@@ -390,13 +442,49 @@ def t95(df: int) -> float:
     return _T95[max(d for d in _T95 if d <= df)]
 
 
+def worth_phrase(row: dict, per: str = " per label") -> str:
+    """What a summary row's students were worth in real rows, as the verdict says it."""
+    n = row["worth_draws"] + row["worth_above"] + row["worth_below"]
+    lo, hi, k = row["worth_span"][0], row["worth_span"][1], row["k"]
+    if row["worth_draws"] == n:
+        return f"worth {row['worth']:+.1f} ± {row['worth_sd']:.1f} real rows{per} (on each draw's real-only curve)"
+    parts = []
+    if row["worth_above"]:
+        parts.append(f"above real-only at k={hi} in {row['worth_above']} of {n} draws (worth more than "
+                     f"{hi - k:+d} real rows{per})")
+    if row["worth_below"]:
+        parts.append(f"below real-only at k={lo} in {row['worth_below']} of {n} draws (worth less than "
+                     f"{lo - k:+d} real rows{per})")
+    text = f"the real-only curve (k = {lo} to {hi}) does not span its score: " + "; ".join(parts)
+    if row["worth_draws"]:
+        text += (f"; in the other {row['worth_draws']} draw{'s' if row['worth_draws'] > 1 else ''} it was worth "
+                 f"{row['worth']:+.1f} ± {row['worth_sd']:.1f} real rows{per}")
+    return text
+
+
+def worth_cell(row: dict) -> str:
+    """The table's short form of the same: +2.5 ± 0.3, > +15 (2/3), < +0 (1/3), joined."""
+    n = row["worth_draws"] + row["worth_above"] + row["worth_below"]
+    lo, hi, k = row["worth_span"][0], row["worth_span"][1], row["k"]
+    cells = []
+    if row["worth_draws"]:
+        cells.append(f"{row['worth']:+.1f} ± {row['worth_sd']:.1f}" + ("" if row["worth_draws"] == n else f" ({row['worth_draws']}/{n})"))
+    if row["worth_above"]:
+        cells.append(f"> {hi - k:+d} ({row['worth_above']}/{n})")
+    if row["worth_below"]:
+        cells.append(f"< {lo - k:+d} ({row['worth_below']}/{n})")
+    return "; ".join(cells)
+
+
 def verdicts(summary: list[dict], primary_ratio: float, draws: int | None = None, scale: float = 100,
-             unit: str = "points", digits: int = 1) -> list[dict]:
+             unit: str = "points", digits: int = 1, per: str = " per label") -> list[dict]:
     """Per k, a sentence on the primary blend, from the paired gains over real-only across draws.
 
     "helped" when the gain's one-sided 95% lower bound (paired t) is above zero; "hurt" when its upper
     bound is below zero; otherwise inconclusive. One draw never says "helped": it has no spread.
     Gains are shown times `scale` in `unit` with `digits` decimals (points of a % metric by default).
+    Each sentence then says what the blend was worth in real rows (`worth_in_real_rows`), or that
+    the real-only curve does not span it.
     """
     out = []
     for k in sorted({r["k"] for r in summary}):
@@ -421,9 +509,13 @@ def verdicts(summary: list[dict], primary_ratio: float, draws: int | None = None
                 text = f"k={k}: synthetic data did not beat real-only: it adds noise ({spread}, {what})."
             else:
                 text = f"k={k}: synthetic data did not beat real-only clearly: {spread} is within the spread ({what})."
+        worth = None
+        if "worth_draws" in row:
+            text = f"{text[:-1]}; {worth_phrase(row, per)}."
+            worth = {key: row[key] for key in ("worth", "worth_sd", "worth_draws", "worth_above", "worth_below", "worth_span")}
         best = max((r for r in summary if r["k"] == k and r["arm"] != "real-only"), key=lambda r: r["delta"])
         out.append({"k": k, "outcome": outcome, "helped": outcome == "helped", "delta": row["delta"],
-                    "delta_sd": row["delta_sd"], "draws": n, "text": text,
+                    "delta_sd": row["delta_sd"], "draws": n, "text": text, "worth": worth,
                     "best": {"arm": best["arm"], "ratio": best["ratio"], "delta": best["delta"], "delta_sd": best["delta_sd"]}})
     return out
 
@@ -441,28 +533,30 @@ def shown_metric(value: float, metric: str, percent: Sequence[str] | None = None
 
 
 def markdown_table(summary: list[dict], metrics: Sequence[str] = METRICS, names: dict | None = None,
-                   percent: Sequence[str] | None = None, lower_is_better: Sequence[str] = ()) -> str:
+                   percent: Sequence[str] | None = None, lower_is_better: Sequence[str] = (), per: str = " per label") -> str:
     """The summary as a Markdown table: every metric in % (or as it is, for metrics that `percent`
-    leaves out), and the paired gain Δ of the first one (positive = better)."""
+    leaves out), the paired gain Δ of the first one (positive = better), and what each arm was
+    worth in real rows (`worth_cell`)."""
     names = {"accuracy": "accuracy", "macro_f1": "macro-F1", **(names or {})}
     heads = " | ".join(f"{names.get(m, m)}{' %' if percent is None or m in percent else ''}" for m in metrics)
     in_percent = percent is None or metrics[0] in percent
     gain = "points" if in_percent else "gain, lower is better" if metrics[0] in lower_is_better else "gain"
-    lines = [f"| k | student trained on | synthetic per real | synthetic rows | draws | {heads} | Δ {names.get(metrics[0], metrics[0])} vs real-only ({gain}) |",
-             "|---:|---|---:|---:|---:|" + "---:|" * len(metrics) + "---:|"]
+    lines = [f"| k | student trained on | synthetic per real | synthetic rows | draws | {heads} | Δ {names.get(metrics[0], metrics[0])} vs real-only ({gain}) | worth, real rows{per} |",
+             "|---:|---|---:|---:|---:|" + "---:|" * len(metrics) + "---:|---:|"]
     for r in summary:
         delta = "" if r["arm"] == "real-only" else (f"{100 * r['delta']:+.1f} ± {100 * r['delta_sd']:.1f}" if in_percent
                                                      else f"{r['delta']:+.3f} ± {r['delta_sd']:.3f}")
         cells = " | ".join(shown_metric(r[m], m, percent, sd=r[f"{m}_sd"]) for m in metrics)
+        worth = worth_cell(r) if "worth_draws" in r else ""
         lines.append(f"| {r['k']} | {r['arm']} | {_amount(r['ratio']) if r['arm'] != 'real-only' else '-'} | "
-                     f"{r['synthetic_rows']:.0f} | {r['draws']} | {cells} | {delta} |")
+                     f"{r['synthetic_rows']:.0f} | {r['draws']} | {cells} | {delta} | {worth} |")
     return "\n".join(lines)
 
 
 def plot(summary: list[dict], path: Path, metric: str = "accuracy", name: str | None = None, scale: float = 100,
-         per: str = " per label") -> Path:
+         per: str = " per label", notes: dict | None = None) -> Path:
     """`metric` (times `scale`: 100 for %) vs synthetic rows, one line per arm, one panel per k;
-    real-only as a dashed line."""
+    real-only as a dashed line; `notes[k]` (what the blend was worth) under the panel's title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -478,7 +572,7 @@ def plot(summary: list[dict], path: Path, metric: str = "accuracy", name: str | 
             line = sorted((r for r in rows if r["arm"] == arm), key=lambda r: r["synthetic_rows"])
             ax.errorbar([r["synthetic_rows"] for r in line], [scale * r[metric] for r in line],
                         yerr=[scale * r[f"{metric}_sd"] for r in line], marker="o", capsize=3, label=arm)
-        ax.set_title(f"k = {k} real rows{per}")
+        ax.set_title(f"k = {k} real rows{per}" + (f"\n{notes[k]}" if notes and notes.get(k) else ""), fontsize=10)
         ax.set_xlabel("synthetic rows in training")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"{name or metric} on the real test split{' (%)' if scale == 100 else ''}")
@@ -498,9 +592,15 @@ def write_results(result: CompareResult, folder: str | Path) -> Path:
     (folder / "compare.md").write_text(report_markdown(result) + "\n")
     metric = result.metrics[0]
     percent = result.setup.get("percent_metrics")
+    notes = {}
+    for v in result.verdicts:
+        row = next((r for r in result.summary if r["k"] == v["k"] and r["arm"] == "blended"
+                    and r["ratio"] == result.setup.get("primary_ratio")), None)
+        if row is not None and "worth_draws" in row:
+            notes[v["k"]] = f"blended {_amount(row['ratio'])}: worth {worth_cell(row)} real rows"
     plot(result.summary, folder / "compare.png", metric, (result.setup.get("metric_names") or {}).get(metric),
          scale=100 if percent is None or metric in percent else 1,
-         per=" per label" if result.setup.get("labels") is not None else "")
+         per=" per label" if result.setup.get("labels") is not None else "", notes=notes)
     return folder
 
 
@@ -517,7 +617,10 @@ def report_markdown(result: CompareResult) -> str:
         + f"({s['synthetic_per_label']} requested{per}). "
         "Mean ± sd over draws; Δ is the paired difference to real-only of the same draw. The verdict says "
         "\"added\" only when the paired gain's one-sided 95% lower bound (Student t) is above zero, "
-        "\"adds noise\" when its upper bound is below zero, and otherwise that the difference is within the spread.",
+        "\"adds noise\" when its upper bound is below zero, and otherwise that the difference is within the spread. "
+        f"\"Worth\" is how many real rows{per} the same draw's real-only student would need, beyond k, to score as "
+        "well (read off its real-only scores over k, linear between them), mean ± sd over the draws whose real-only "
+        "curve spans the score; outside it, the table says > or < the curve's ends, with the number of draws.",
         "",
         "**Verdict**: " + " ".join(v["text"] for v in result.verdicts),
         "",

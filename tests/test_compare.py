@@ -6,6 +6,7 @@ generator is the fake engine or a hand-made synthesizer whose effect is known in
 
 import json
 import random
+import statistics
 from pathlib import Path
 
 import pytest
@@ -115,7 +116,7 @@ def _noise(real: Dataset, labels, seed: int) -> Dataset:
     return Dataset.from_dict({"text": [t for t, _ in rows], "label": [label for _, label in rows]})
 
 
-def _held_out_real(train: Dataset):
+def _held_out_real(train: Dataset, per_label: int = 8):
     """Real rows the draw did not use, with their true labels: data that should help."""
     def synthesize(real: Dataset, labels, seed: int) -> Dataset:
         used = set(real["text"])
@@ -123,7 +124,7 @@ def _held_out_real(train: Dataset):
         rows = []
         for label in labels:
             pool = [t for t, lab in zip(train["text"], train["label"]) if lab == label and t not in used]
-            rows += [(t, label) for t in rng.sample(pool, 8)]
+            rows += [(t, label) for t in rng.sample(pool, per_label)]
         return Dataset.from_dict({"text": [t for t, _ in rows], "label": [label for _, label in rows]})
     return synthesize
 
@@ -153,6 +154,22 @@ def test_verdict_says_added_when_synthetic_rows_are_more_real_data(tmp_path):
         assert (run["real_rows"], run["synthetic_rows"]) == (expected_real, expected_syn), run
     write_results(result, tmp_path / "res")
     assert json.loads((tmp_path / "res" / "compare.json").read_text())["verdicts"][0]["helped"] is True
+
+
+@pytest.mark.slow  # 36 students: about 2 minutes
+def test_synthetic_rows_that_are_real_rows_are_worth_about_as_many_real_rows(tmp_path):
+    """At k=2, blended 2x adds 4 held-out real rows per label: the same draw's real-only student at
+    k=6 has seen as many real rows, so the blend should be worth about +4 real rows per label."""
+    recipe = load_recipe(write_recipe(tmp_path, real_per_label=[2, 8], draws=3, ratios=[2.0], primary_ratio=2.0,
+                                      synthetic_per_label=20))
+    result = run_compare(recipe, synthesize=_held_out_real(real_rows(DATA / "train.csv"), 20), progress=False, echo=None)
+    k2 = result.verdicts[0]
+    assert k2["k"] == 2 and k2["worth"] is not None, k2
+    worth = k2["worth"]
+    assert worth["worth_draws"] + worth["worth_above"] + worth["worth_below"] == 3
+    assert worth["worth_below"] == 0 and worth["worth_draws"] >= 2, worth  # never below real-only at k=2
+    assert 2.0 <= worth["worth"] <= 6.0, worth  # about the 4 real rows it was given (measured: +4.1 ± 1.3, 2 draws)
+    assert "real rows per label" in k2["text"] and "worth, real rows per label" in report_markdown(result)
 
 
 def test_summary_pairs_each_arm_with_real_only_of_the_same_draw():
@@ -372,3 +389,61 @@ def test_a_lower_is_better_primary_metric_counts_a_drop_as_a_gain_and_is_shown_a
     assert "| 2.517 ± 0.086 | 25.0 ± 0.0 | +0.100 ± 0.010 |" in table
     # the same numbers read as higher-is-better would be a loss
     assert summarise(runs, ("nll", "rouge_l"))[-1]["delta"] == pytest.approx(-0.1)
+
+
+def _curve_runs(real: dict[int, list[float]], arm_scores: dict[int, list[float]], k: int = 5) -> list[dict]:
+    """real-only scores per k (one per draw) and a blended 1x arm at `k` (one score per draw)."""
+    runs = []
+    for kk, scores in real.items():
+        for d, score in enumerate(scores):
+            runs.append({"draw": d, "k": kk, "arm": "real-only", "ratio": 0.0, "synthetic_rows": 0, "accuracy": score, "macro_f1": score})
+    for d, score in enumerate(arm_scores[k]):
+        runs.append({"draw": d, "k": k, "arm": "blended", "ratio": 1.0, "synthetic_rows": 5, "accuracy": score, "macro_f1": score})
+    return runs
+
+
+def test_worth_in_real_rows_reads_each_draws_real_only_curve():
+    from synth_datasets.compare import markdown_table
+
+    real = {5: [0.50, 0.40, 0.45], 10: [0.60, 0.50, 0.55], 20: [0.70, 0.60, 0.65]}
+    # draw 0 scores as its real-only at k=10 (+5 rows), draw 1 halfway to k=10 (+2.5), draw 2 at k=15 (+10)
+    summary = summarise(_curve_runs(real, {5: [0.60, 0.45, 0.60]}))
+    blended = next(r for r in summary if r["arm"] == "blended")
+    assert blended["worth"] == pytest.approx(17.5 / 3) and blended["worth_draws"] == 3
+    assert blended["worth_sd"] == pytest.approx(statistics.stdev([5, 2.5, 10]))
+    (verdict, *_) = verdicts(summary, 1.0)
+    assert "worth +5.8 ± 3.8 real rows per label" in verdict["text"] and verdict["worth"]["worth_draws"] == 3
+    assert "| +5.8 ± 3.8 |" in markdown_table(summary)
+    # equal to real-only at its own k: worth nothing
+    same = next(r for r in summarise(_curve_runs(real, {5: [0.50, 0.40, 0.45]})) if r["arm"] == "blended")
+    assert same["worth"] == pytest.approx(0.0)
+
+
+def test_worth_says_plainly_when_the_real_only_curve_does_not_span_the_score():
+    real = {5: [0.50, 0.40, 0.45], 10: [0.60, 0.50, 0.55]}
+    summary = summarise(_curve_runs(real, {5: [0.65, 0.30, 0.55]}))  # above k=10; below k=5; +5 exactly
+    blended = next(r for r in summary if r["arm"] == "blended")
+    assert (blended["worth_above"], blended["worth_below"], blended["worth_draws"]) == (1, 1, 1)
+    assert blended["worth"] == pytest.approx(5.0)
+    (verdict, *_) = verdicts(summary, 1.0, per="")
+    assert "the real-only curve (k = 5 to 10) does not span its score" in verdict["text"]
+    assert "above real-only at k=10 in 1 of 3 draws (worth more than +5 real rows)" in verdict["text"]
+    assert "below real-only at k=5 in 1 of 3 draws (worth less than +0 real rows)" in verdict["text"]
+    assert "in the other 1 draw it was worth +5.0 ± 0.0 real rows" in verdict["text"]
+
+
+def test_worth_with_a_dip_in_the_real_only_curve_and_a_lower_is_better_metric():
+    from synth_datasets.compare import _k_reaching
+
+    # a dip at k=10 is noise: the curve is made non-decreasing, so 0.58 is first reached between 10 and 20
+    assert _k_reaching([(5, 0.60), (10, 0.55), (20, 0.70)], 0.65) == pytest.approx(10 + 10 * 0.05 / 0.10)
+    assert _k_reaching([(5, 0.60), (10, 0.55), (20, 0.70)], 0.60) == 5  # reached at k=5 already
+    assert _k_reaching([(5, 0.60), (10, 0.55), (20, 0.70)], 0.58) == "below"
+    assert _k_reaching([(5, 0.60), (10, 0.55), (20, 0.70)], 0.71) == "above"
+    runs = []
+    for d in range(2):
+        runs += [{"draw": d, "k": 5, "arm": "real-only", "ratio": 0.0, "synthetic_rows": 0, "nll": 3.0},
+                 {"draw": d, "k": 10, "arm": "real-only", "ratio": 0.0, "synthetic_rows": 0, "nll": 2.0},
+                 {"draw": d, "k": 5, "arm": "blended", "ratio": 1.0, "synthetic_rows": 5, "nll": 2.5}]
+    blended = next(r for r in summarise(runs, ("nll",), ("nll",)) if r["arm"] == "blended")
+    assert blended["worth"] == pytest.approx(2.5)  # a lower NLL halfway to k=10's

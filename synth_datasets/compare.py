@@ -375,7 +375,7 @@ def summarise(runs: list[dict], metrics: Sequence[str] = METRICS, lower_is_bette
             row.update({metric: statistics.mean(values), f"{metric}_sd": _sd(values)})
         delta = [sign * (m[primary] - base[(m["draw"], k)][primary]) for m in members]
         row.update({"delta": statistics.mean(delta), "delta_sd": _sd(delta)})
-        if arm != "real-only":
+        if arm != "real-only" and all(len(curves[m["draw"]]) > 1 for m in members):  # a curve needs two k
             row.update(worth_in_real_rows(members, curves, sign, primary))
         rows.append(row)
     order = {arm: i for i, arm in enumerate(ARMS)}
@@ -625,7 +625,9 @@ def report_markdown(result: CompareResult) -> str:
         "**Verdict**: " + " ".join(v["text"] for v in result.verdicts),
         "",
         result.table(),
-    ] + _skipped_lines(result.skipped))
+    ] + _skipped_lines(result.skipped) + ([] if any("worth_draws" in r for r in result.summary) else [
+        "", f"Worth in real rows{per}: not stated, it needs real-only students at two or more k "
+            "(compare.real_per_label) to read it off."]))
 
 
 def _skipped_lines(skipped: list[dict]) -> list[str]:

@@ -419,6 +419,19 @@ def test_worth_in_real_rows_reads_each_draws_real_only_curve():
     assert same["worth"] == pytest.approx(0.0)
 
 
+def test_worth_needs_two_k_and_says_so():
+    from synth_datasets.compare import CompareResult
+
+    summary = summarise(_curve_runs({5: [0.5, 0.4]}, {5: [0.6, 0.5]}))
+    assert "worth_draws" not in next(r for r in summary if r["arm"] == "blended")
+    (verdict,) = verdicts(summary, 1.0)
+    assert verdict["worth"] is None and "worth" not in verdict["text"]
+    result = CompareResult(summary=summary, verdicts=[verdict], setup={
+        "student": {"kind": "classifier"}, "labels": ["a", "b"], "test_rows": 10, "draws": 2, "real_per_label": [5],
+        "synthetic_per_label": 5})
+    assert "Worth in real rows per label: not stated, it needs real-only students at two or more k" in report_markdown(result)
+
+
 def test_worth_says_plainly_when_the_real_only_curve_does_not_span_the_score():
     real = {5: [0.50, 0.40, 0.45], 10: [0.60, 0.50, 0.55]}
     summary = summarise(_curve_runs(real, {5: [0.65, 0.30, 0.55]}))  # above k=10; below k=5; +5 exactly

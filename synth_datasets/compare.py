@@ -390,7 +390,7 @@ def worth_in_real_rows(members: list[dict], curves: dict, sign: int, metric: str
     curve's top (worth more than the largest k shows) or below real-only at the smallest k.
 
     >>> curves = {0: [(5, 0.50), (10, 0.60), (20, 0.70)]}
-    >>> worth_in_real_rows([{"draw": 0, "k": 5, "acc": 0.55}], curves, 1, "acc")["worth"]
+    >>> round(worth_in_real_rows([{"draw": 0, "k": 5, "acc": 0.55}], curves, 1, "acc")["worth"], 6)
     2.5
     """
     worth, above, below = [], 0, 0

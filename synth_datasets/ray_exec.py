@@ -179,8 +179,8 @@ def _job(ray, prompts, gen, paths, todo, shard_size, replicas, resources, module
          stall_timeout, shape, started_here) -> dict:
     from ray.data import ActorPoolStrategy
 
-    bounds = {i: (i * shard_size, min((i + 1) * shard_size, len(prompts))) for i in todo}
-    tables = [prompts.select(range(*bounds[i])).with_format("arrow")[:] for i in todo]
+    tables = [prompts.select(range(i * shard_size, min((i + 1) * shard_size, len(prompts)))).with_format("arrow")[:]
+              for i in todo]
     schema = features.arrow_schema
     job = ray.data.from_arrow(tables).map_batches(
         _Replica, fn_constructor_args=(gen, module, schema), batch_size=shard_size, batch_format="pyarrow",
@@ -213,8 +213,9 @@ def _job(ray, prompts, gen, paths, todo, shard_size, replicas, resources, module
             if isinstance(batch, BaseException):
                 raise batch
             by_replica.update(batch.column(WHERE).to_pylist())
-            seconds += sum(batch.column(SECONDS).to_pylist())
-            gen.stats.seconds += sum(batch.column(SECONDS).to_pylist())
+            batch_seconds = sum(batch.column(SECONDS).to_pylist())
+            seconds += batch_seconds
+            gen.stats.seconds += batch_seconds
             bar.update(shards.add(batch.drop_columns([WHERE, SECONDS])))
     return {"replicas": replicas, "resources": resources, "cluster": shape, "shards": len(todo),
             "rows_by_replica": dict(by_replica), "engine_seconds": round(seconds, 3)}

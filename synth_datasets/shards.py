@@ -115,9 +115,9 @@ class RequestJournal:
             self.path.unlink(missing_ok=True)
 
 
-def _generate_shard(rows: Dataset, gen: Generate, path: Path, journal: Path, bar) -> None:
+def _generate_shard(rows: Dataset, gen: Generate, path: Path, bar) -> None:
     """One shard: generated (resending nothing its journal holds), written atomically, journal deleted."""
-    gen._journal = RequestJournal(journal)
+    gen._journal = RequestJournal(_journal_path(path))
     try:
         done = generate(rows, gen, batch_size=len(rows), progress=bar, keep_in_memory=True, load_from_cache_file=False)
         _write_atomically(done, path)
@@ -197,7 +197,7 @@ def _generate_resumable(prompts: Dataset, gen: Generate, run_dir: Path, shard_si
     with tqdm(total=todo_rows, desc=f"generate ({len(todo)} of {n} shards)", unit="row", disable=not todo) as bar:
         for i in todo:
             rows = prompts.select(range(i * shard_size, min((i + 1) * shard_size, len(prompts))))
-            _generate_shard(rows, gen, paths[i], _journal_path(paths[i]), bar)
+            _generate_shard(rows, gen, paths[i], bar)
     # Read the shards directly (not through load_dataset's cache, which must not serve an older copy).
     result = Dataset(pa.concat_tables([pq.read_table(p) for p in paths])).cast(features)
     if result["row_id"] != prompts["row_id"]:
@@ -258,7 +258,7 @@ def _replica(k: int, prompts: Dataset, gen: Generate, jobs: list[tuple[int, str]
     done = []
     for i, path in jobs:
         rows = prompts.select(range(i * shard_size, min((i + 1) * shard_size, len(prompts))))
-        _generate_shard(rows, gen, Path(path), _journal_path(Path(path)), False)
+        _generate_shard(rows, gen, Path(path), False)
         done.append(i)
         Path(record).write_text(json.dumps({"replica": k, "pid": os.getpid(), "env": env, "shards": done}))
     from .engine import release_all

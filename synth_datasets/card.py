@@ -128,6 +128,7 @@ def render_card(dsdict: DatasetDict, provenance: dict, files: dict[str, str] | N
         checks=checks,
         parse_errors=provenance.get("parse_errors", []),
         diversity=_diversity_rows(provenance.get("checks", {}).get("diversity")),
+        realism=_realism(provenance.get("checks", {}).get("realism")),
         families_not_run=_families_not_run(checks),
         small_model=any(m in str(gen.get("model")) for m in SMALL_MODEL_MARKERS),
         libraries=provenance.get("libraries") or {},
@@ -150,6 +151,18 @@ def _diversity_rows(diversity: dict | None) -> dict | None:
     rows += [cells(label, b, a) for label, b, a in figures_by_label(diversity)]
     before = diversity["before"]
     return {"encoder": before.get("encoder"), "threshold": before.get("threshold"), "rows": rows}
+
+
+def _realism(realism: dict | None) -> dict | None:
+    """The card's realism paragraph: the sentence, the figure before the checks, the most synthetic-looking rows."""
+    from .realism import summary_line
+
+    if not realism or not realism.get("after"):
+        return None
+    after, before = realism["after"], realism.get("before") or {}
+    return {"line": summary_line(after), "before": before.get("auc"), "measured": after.get("auc") is not None,
+            "rows": [{**row, "text": str(row["text"]).replace("`", "'").replace("\n", " ")[:160]}
+                     for row in after.get("most_synthetic", [])[:5]]}
 
 
 def _families_not_run(checks: list[dict]) -> list[str]:

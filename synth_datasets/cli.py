@@ -190,6 +190,8 @@ def _generate(recipe, output: str | None, overwrite_run: bool) -> int:
         print(report.label_table(limit=5))
     if report.diversity:
         print(report.diversity_table(limit=5))
+    if report.realism:
+        print(report.realism_lines())
     folder = folder.resolve()
     if report.results and report.results[-1].kept == 0:
         print(f"synth-datasets: no row survived the checks; {folder}/README.md says what removed them", file=sys.stderr)

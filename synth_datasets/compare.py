@@ -41,6 +41,8 @@ from tqdm.auto import tqdm
 
 from . import engine as engine_mod
 from .data import sample_per_group, take_per_group
+from .diagnosis import diagnosis_lines, label_figures, per_label_accuracy
+from .realism import two_sample
 from .errors import RecipeError
 from .mix import mix, rows_for, with_source
 from .recipe import Recipe
@@ -133,9 +135,10 @@ def recipe_synthesizer(recipe: Recipe, per_label: int, test_texts: Sequence[str]
     Checks that compare against real rows (copies, label agreement) use the draw's rows, and
     decontamination uses `test_texts`. `task` is the recipe's task bound to its data (labels)."""
     from .checks import run_checks
-    from .pipeline import Runner, check_context, want_diversity
+    from .pipeline import Runner, check_context, want_diversity, want_realism
 
     diversity = want_diversity(recipe)  # once: it warns when the encoder is missing
+    realism = want_realism(recipe)
     generated: dict = {}  # the last generation, so checking it again for another k does not regenerate
 
     def synthesize(real: Dataset, labels, seed: int, check_real: Dataset | None = None) -> Dataset:
@@ -153,7 +156,7 @@ def recipe_synthesizer(recipe: Recipe, per_label: int, test_texts: Sequence[str]
                              requests=runner.requests)
         synthetic = generated["rows"]
         context = check_context(recipe, bound, real if check_real is None else check_real, test_texts=test_texts)
-        kept, report = run_checks(synthetic, recipe.build_checks(), context=context, diversity=diversity,
+        kept, report = run_checks(synthetic, recipe.build_checks(), context=context, diversity=diversity, realism=realism,
                                   text_column=bound.text_column, label_column=bound.label_column)
         logger.info("draw seed %d: %d requests, %d kept after checks", seed, generated["requests"], len(kept))
         synthesize.last_report = report  # read by run_compare: what each check removed in this draw
@@ -234,10 +237,15 @@ def prepare(recipe: Recipe) -> _Prepared:
 def synthesize_draws(recipe: Recipe, prep: _Prepared, synthesize: Synthesizer, result: CompareResult) -> list[tuple]:
     """Step 2: every draw's real rows and, for each k, the synthetic rows the student gets (each
     draw's rows generated from its own real rows; see the module docstring). Returns
-    [(draw, k, real rows, synthetic rows)] and records what was requested and kept in `result`."""
+    [(draw, k, real rows, synthetic rows)] and records what was requested and kept in `result`,
+    with the realism and per-label figures of the rows each k's students get."""
+    from .pipeline import want_realism
+
     cfg, task = recipe.compare, prep.task
     ks = sorted(set(cfg.real_per_label))
     per_k_checks = cfg.generate_from == "smallest_k" and "check_real" in inspect.signature(synthesize).parameters
+    diagnose = wants_label_diagnosis(task)
+    realism = want_realism(recipe)
     out = []
     for d in range(cfg.draws):
         draw_seed = recipe.seeds.seed + d
@@ -252,13 +260,27 @@ def synthesize_draws(recipe: Recipe, prep: _Prepared, synthesize: Synthesizer, r
                 synthetic = synthesize(drawn[ks[0]], task.labels, draw_seed, check_real=real)
             else:
                 synthetic = synthesize(real, task.labels, draw_seed)
-            result.generation.append(_generation_record(synthesize, d, k, ks[0] if cfg.generate_from == "smallest_k" else k,
-                                                        cfg.synthetic_per_label * len(task.group_names()), len(synthetic)))
+            record = _generation_record(synthesize, d, k, ks[0] if cfg.generate_from == "smallest_k" else k,
+                                        cfg.synthetic_per_label * len(task.group_names()), len(synthetic))
+            if realism and "realism" not in record:  # a synthesizer that ran no checks: the rows it gave, against this k's
+                record["realism"] = _realism_record(two_sample(real[task.text_column], synthetic[task.text_column],
+                                                               *_labels_of(task, real, synthetic)))
+            if diagnose and len(synthetic):  # per label: off-label, spread, near-duplicates (why it did not help)
+                record["labels"] = label_figures(real[task.text_column], real[task.label_column], synthetic[task.text_column],
+                                                 synthetic[task.label_column], task.labels)
+            result.generation.append(record)
             if len(synthetic) == 0:
                 raise RecipeError(f"draw {d}, k={k}: no synthetic row survived generation and the checks; "
                                   "nothing to compare (see the recipe's checks)")
             out.append((d, k, real, synthetic))
     return out
+
+
+def wants_label_diagnosis(task) -> bool:
+    """Per-label diagnosis figures need labels and the classifier student's encoder."""
+    from .checks.semantic import encoder_available
+
+    return task.label_column is not None and task.labels is not None and encoder_available()
 
 
 def _generation_record(synthesize, d: int, k: int, source_k: int, requested: int, kept: int) -> dict:
@@ -269,7 +291,24 @@ def _generation_record(synthesize, d: int, k: int, source_k: int, requested: int
                              "relabelled": r.relabelled} for r in report.results]
         if report.diversity:
             record["diversity"] = {when: report.diversity[when]["overall"] for when in ("before", "after")}
+        if report.realism:  # the kept rows against this k's real rows; before the checks, the overall figure only
+            record["realism"] = _realism_record(report.realism["after"], report.realism["before"]["auc"])
     return record
+
+
+def _realism_record(after: dict, before_auc: float | None = None) -> dict:
+    return {"auc": after["auc"], "auc_before_checks": before_auc,
+            "per_label": {label: f["auc"] for label, f in after["per_label"].items()},
+            "most_synthetic": after["most_synthetic"][:REALISM_ROWS_KEPT]}
+
+
+def _labels_of(task, real: Dataset, synthetic: Dataset) -> tuple:
+    if task.label_column is None:
+        return None, None
+    return [str(x) for x in real[task.label_column]], [str(x) for x in synthetic[task.label_column]]
+
+
+REALISM_ROWS_KEPT = 5  # most synthetic-looking rows kept per (draw, k) in compare.json
 
 
 def train_students(recipe: Recipe, prep: _Prepared, draws: list[tuple], student, result: CompareResult,
@@ -286,12 +325,15 @@ def train_students(recipe: Recipe, prep: _Prepared, draws: list[tuple], student,
         def run(arm: str, ratio, rows: Dataset, prior=None, stage_rows: int | None = None):
             t0 = time.perf_counter()
             model = student.fit(rows, task, prior=prior)
-            metrics = task.score(student.predict(model, test, task), test)
+            predictions = student.predict(model, test, task)
+            metrics = task.score(predictions, test)
             syn = stage_rows if stage_rows is not None else sum(1 for s in rows["source"] if s == "synthetic")
             record = {"draw": d, "k": k, "arm": arm, "ratio": ratio, "real_rows": sum(1 for s in rows["source"] if s == "real"),
                       "synthetic_rows": syn, **metrics, "seconds": round(time.perf_counter() - t0, 2)}
             if arm == "two-stage":
                 record["real_rows"] = len(rows)
+            if arm in ("real-only", "blended") and task.label_column is not None and task.labels is not None:
+                record["per_label"] = per_label_accuracy(predictions, test[task.label_column], task.labels)
             result.runs.append(record)
             bar.update()
             if echo:
@@ -627,7 +669,41 @@ def report_markdown(result: CompareResult) -> str:
         result.table(),
     ] + _skipped_lines(result.skipped) + ([] if any("worth_draws" in r for r in result.summary) else [
         "", f"Worth in real rows{per}: not stated, it needs real-only students at two or more k "
-            "(compare.real_per_label) to read it off."]))
+            "(compare.real_per_label) to read it off."]) + realism_lines(result.generation)
+        + diagnosis_lines(result.runs, result.generation, result.verdicts, s.get("primary_ratio", 1.0)))
+
+
+def realism_lines(generation: list[dict], rows: int = 3) -> list[str]:
+    """The realism paragraph of the report: per k, the two-sample ROC AUC of the kept synthetic rows
+    against the draw's real rows (mean ± sd over draws), the labels told apart most easily, and the
+    rows that looked most synthetic in the first draw."""
+    measured = [g for g in generation if g.get("realism", {}).get("auc") is not None]
+    if not measured:
+        return []
+    parts = []
+    for k in sorted({g["k"] for g in measured}):
+        values = [g["realism"]["auc"] for g in measured if g["k"] == k]
+        before = [g["realism"]["auc_before_checks"] for g in measured if g["k"] == k and g["realism"]["auc_before_checks"] is not None]
+        parts.append(f"{statistics.mean(values):.2f} ± {_sd(values):.2f} at k={k}"
+                     + (f" ({statistics.mean(before):.2f} before the checks)" if before else ""))
+    per_label = defaultdict(list)
+    for g in measured:
+        for label, value in g["realism"]["per_label"].items():
+            if value is not None:
+                per_label[label].append(value)
+    worst = sorted(((statistics.mean(v), label) for label, v in per_label.items()), key=lambda item: (-item[0], item[1]))[:5]
+    lines = ["", "**Realism** (can a classifier tell the kept synthetic rows from the draw's real rows? "
+             "Cross-validated ROC AUC on sentence embeddings and character n-grams; 0.5: indistinguishable, 1.0: always "
+             f"told apart): {'; '.join(parts)}."]
+    if worst:
+        lines[-1] += " Told apart most easily: " + ", ".join(f"{label} ({value:.2f})" for value, label in worst) + "."
+    first = measured[0]
+    if first["realism"]["most_synthetic"]:
+        lines += ["", f"The rows that looked most synthetic (draw {first['draw']}, k={first['k']}; P(synthetic) out of fold):", ""]
+        lines += [f"- {row['score']:.2f}{' ' + str(row['label']) if row.get('label') else ''}: "
+                  f"`{str(row['text']).replace('`', chr(39)).replace(chr(10), ' ')[:160]}`"
+                  for row in first["realism"]["most_synthetic"][:rows]]
+    return lines
 
 
 def _skipped_lines(skipped: list[dict]) -> list[str]:

@@ -152,7 +152,7 @@ def _run_recipe(recipe: Recipe, folder: Path, overwrite_run: bool) -> tuple[Path
     # the evaluation split, when the bootstrap already read it, is not read again for decontaminate
     context = check_context(recipe, task, seeds, test_texts=runner.holdout or None)
     kept, report = run_checks(synthetic, recipe.build_checks(), context=context,
-                              diversity=want_diversity(recipe), text_column=task.text_column,
+                              diversity=want_diversity(recipe), realism=want_realism(recipe), text_column=task.text_column,
                               label_column=task.label_column)
     engine_work = runner.engine_work()  # generation only: the judge's work is in its check's report
     provenance = build_provenance(recipe, task, seeds, runner, synthetic, kept, report, seconds, engine_work, dropped)
@@ -207,6 +207,19 @@ def want_diversity(recipe: Recipe) -> bool:
                        "pip install 'synth-datasets[train]', or set diversity: false in the recipe")
         return False
     return recipe.diversity
+
+
+def want_realism(recipe: Recipe) -> bool:
+    """recipe.realism, unless the encoder or scikit-learn it needs is missing (then a warning says so)."""
+    import importlib.util
+
+    from .checks.semantic import encoder_available
+
+    if recipe.realism and not (encoder_available() and importlib.util.find_spec("sklearn") is not None):
+        logger.warning("realism: figures skipped, sentence-transformers or scikit-learn is not installed; "
+                       "pip install 'synth-datasets[train]', or set realism: false in the recipe")
+        return False
+    return recipe.realism
 
 
 def check_extras(recipe: Recipe, task) -> dict:

@@ -114,6 +114,10 @@ class Recipe:
     # diversity figures (distinct-n, mean pairwise embedding distance, near-duplicate share) per label,
     # before and after the checks, in the report and the card; needs the [train] extra's encoder
     diversity: bool = True
+    # realism figures (synth_datasets.realism: can a classifier tell the synthetic rows from the real
+    # ones, overall and per label; the rows that look most synthetic) before and after the checks, in the
+    # report and the card; needs the [train] extra
+    realism: bool = True
     output: OutputConfig = field(default_factory=OutputConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
     base_dir: str = "."
@@ -299,6 +303,7 @@ def describe_fields(kind: str = "classification") -> str:
             lines.append(f"  {section}.{f.name} = {default}: {f.metadata.get('help', '')}".rstrip(": "))
     lines.append(f"  checks: a list of names or {{name: {{option: value}}}}; names: {', '.join(sorted(CHECKS))}")
     lines.append("  diversity = True: per-label diversity figures before and after the checks, in the report and card")
+    lines.append("  realism = True: can a classifier tell synthetic from real rows (ROC AUC, per label), in the report and card")
     return "\n".join(lines)
 
 

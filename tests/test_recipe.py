@@ -24,7 +24,8 @@ def test_shipped_recipe_loads():
 
     for path in ("recipes/banking77.yaml", "recipes/banking77-compare.yaml"):  # lm-compare: see its comment
         names = {c.name for c in load_recipe(path).build_checks()}
-        assert all(names & set(members) for members in FAMILIES.values()), (path, names)
+        # the realism figures are in every report; its filter joins a shipped recipe once it is measured there
+        assert all(names & set(members) for family, members in FAMILIES.items() if family != "realism"), (path, names)
 
 
 @pytest.mark.parametrize("data,message", [

@@ -47,6 +47,7 @@ from .instruction import Refusal, TextOnly, Truncated
 from .judge import Judge
 from .labels import LabelAgreement
 from .leakage import Decontaminate, RealCopies
+from .realism import Realism
 from .report import CheckReport, run_checks
 from .rouge import RougeNoveltyCheck
 from .semantic import SemanticDuplicates, diversity
@@ -55,7 +56,7 @@ from .structure import Language, Schema
 from .text import MetaText
 
 _BUILT_IN = (Parsed, Schema, Length, Language, MetaText, Truncated, Refusal, TextOnly, Spans, ExactDuplicates, NearDuplicates,
-             RougeNoveltyCheck, SemanticDuplicates, RealCopies, Decontaminate, LabelAgreement, Judge)
+             RougeNoveltyCheck, SemanticDuplicates, RealCopies, Decontaminate, LabelAgreement, Judge, Realism)
 CHECKS = Registry("synth_datasets.checks", "check")
 for _cls in _BUILT_IN:
     CHECKS.register(_cls.name, _cls, BUILTIN)
@@ -63,7 +64,7 @@ for _cls in _BUILT_IN:
 # What the card calls each family; a plugin's family is shown by its own name.
 FAMILY_NAMES = {"structure": "structure (schema, language, meta-text)", "duplicates": "near-duplicates",
                 "diversity": "semantic near-duplicates", "leakage": "copies of real rows and test-set overlap",
-                "labels": "label consistency"}
+                "labels": "label consistency", "realism": "realism (told apart from real rows)"}
 
 
 def check_families() -> dict[str, tuple[str, ...]]:
@@ -105,7 +106,7 @@ def missing_requirements(check: Check) -> list[str]:
 
 __all__ = [
     "CHECKS", "FAMILIES", "FAMILY_NAMES", "Check", "CheckContext", "CheckReport", "Decontaminate", "ExactDuplicates",
-    "Judge", "LabelAgreement", "Language", "Length", "MetaText", "NearDuplicates", "Parsed", "RealCopies", "Refusal",
+    "Judge", "LabelAgreement", "Language", "Length", "MetaText", "NearDuplicates", "Parsed", "RealCopies", "Realism", "Refusal",
     "RougeNoveltyCheck", "Schema", "Spans", "TextOnly", "Truncated",
     "ScoreCheck", "SemanticDuplicates", "build_check", "check_families", "code_digest", "diversity",
     "missing_requirements", "normalize_text", "run_checks", "score_check",

@@ -39,12 +39,17 @@ class CheckReport:
     labels_after: dict[str, int] = field(default_factory=dict)
     # `diversity()` figures of the rows before and after the checks (run_checks(..., diversity=True))
     diversity: dict = field(default_factory=dict)
+    # realism.two_sample() figures against the real rows, before and after the checks
+    # (run_checks(..., realism=True)), without the per-row scores
+    realism: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         out = {"checks": [asdict(r) for r in self.results],
                "labels": {"before": self.labels_before, "after": self.labels_after}}
         if self.diversity:
             out["diversity"] = self.diversity
+        if self.realism:
+            out["realism"] = self.realism
         return out
 
     def to_json(self) -> str:
@@ -97,9 +102,26 @@ class CheckReport:
             lines.append(f"... {len(labels) - len(top)} more labels (all in the report's 'diversity')")
         return "\n".join(lines)
 
+    def realism_lines(self, shown: int = 3) -> str:
+        """The realism figures after the checks (and before, for comparison), then the rows that
+        looked most synthetic."""
+        from ..realism import summary_line
+
+        if not self.realism:
+            return ""
+        after, before = self.realism.get("after", {}), self.realism.get("before", {})
+        lines = [summary_line(after)]
+        if before.get("auc") is not None and after.get("auc") is not None:
+            lines.append(f"(before the checks: ROC AUC {before['auc']:.2f})")
+        for row in after.get("most_synthetic", [])[:shown]:
+            lines.append(f"  most synthetic-looking ({row['score']:.2f}{', ' + str(row['label']) if row['label'] else ''}): "
+                         f"{str(row['text'])[:120]!r}")
+        return "\n".join(lines)
+
 
 def run_checks(ds: Dataset, checks: Sequence, *, context=None, examples: int = 3, text_column: str = "text",
-               label_column: str | None = "label", diversity: bool = False, progress: bool = True) -> tuple[Dataset, CheckReport]:
+               label_column: str | None = "label", diversity: bool = False, realism: bool = False,
+               progress: bool = True) -> tuple[Dataset, CheckReport]:
     """Annotate then filter with each check in order; return the kept rows and the report.
 
     Every check is bound to `context` (a CheckContext) first: checks that need reference data
@@ -107,7 +129,8 @@ def run_checks(ds: Dataset, checks: Sequence, *, context=None, examples: int = 3
     Flag and score columns stay on the kept rows, so the data shows why each row survived.
     With `diversity=True` the report also holds `diversity()` figures, overall and per label, for the
     rows before and after the checks (with the encoder and threshold of a `semantic_dedup` check in
-    the list, if there is one).
+    the list, if there is one). With `realism=True` and the context's real rows, it holds
+    `realism.two_sample()` figures of the rows before and after the checks against those real rows.
     """
     report = CheckReport()
     has_labels = label_column in ds.column_names
@@ -138,7 +161,29 @@ def run_checks(ds: Dataset, checks: Sequence, *, context=None, examples: int = 3
         report.labels_after = {label: after.get(label, 0) for label in report.labels_before} | dict(after)
     if diversity:
         report.diversity = _diversity(before, ds, checks, text_column, label_column if has_labels else None)
+    if realism and context is not None and context.real_texts:
+        report.realism = realism_figures(before, ds, context, text_column, label_column if has_labels else None)
     return ds, report
+
+
+def realism_figures(before: Dataset, after: Dataset, context, text_column: str, label_column: str | None) -> dict:
+    """two_sample() of the synthetic rows before and after the checks against the context's real rows
+    (per label when both sides have labels); the per-row scores are left out."""
+    from ..realism import two_sample
+    from .base import label_name
+
+    real_labels = None
+    if label_column and context.real_labels is not None:  # as names, like label_names() gives the synthetic rows'
+        real_labels = [label_name(label, context.labels) for label in context.real_labels]
+    out = {}
+    for when, ds in (("before", before), ("after", after)):
+        texts = ds[text_column] if len(ds) and text_column in ds.column_names else []
+        labels = label_names(ds, label_column) if label_column and real_labels is not None and len(ds) else None
+        figures = two_sample(context.real_texts, texts, real_labels if labels is not None else None, labels)
+        figures.pop("scores")
+        figures.pop("real_scores")
+        out[when] = figures
+    return out
 
 
 def _diversity(before: Dataset, after: Dataset, checks: Sequence, text_column: str, label_column: str | None) -> dict:

@@ -2,6 +2,7 @@
 
     synth-datasets generate recipes/banking77.yaml [--output DIR]
     synth-datasets compare recipes/banking77.yaml  [--output DIR]   # did the synthetic data help?
+    synth-datasets preview recipes/banking77.yaml  [--rows 3] [--labels a,b] [--student]   # a quick look, variants side by side
     synth-datasets push outputs/banking77-demo me/banking77-synthetic [--private] [--revision BRANCH]
     synth-datasets show-recipe recipes/banking77.yaml     # the recipe with every default filled in
     synth-datasets plugins                                # tasks, checks, students, backends and their origin
@@ -48,6 +49,20 @@ def make_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("recipe", help="path to a YAML recipe with a compare section")
     cmp_.add_argument("--output", help="results folder (default: compare.dir, else <output.dir>/compare)")
     _hub_flags(cmp_, "--push-to-hub")
+    pre = sub.add_parser("preview", help="a few generated rows per label with every check's verdict; prompt variants side by side",
+                         description="Generate a handful of rows per label with the recipe's prompts, engine and checks, show "
+                                     "every check's verdict on each row, and compare the recipe with its `variants:` on cheap "
+                                     "proxies (rows kept per request, label-check pass rate, realism AUC, diversity); with "
+                                     "--student, also on the compare section's student. Writes nothing.")
+    pre.add_argument("recipe", help="path to a YAML recipe")
+    pre.add_argument("--rows", type=int, default=3, help="rows per label (in all, for a task without labels; default 3)")
+    pre.add_argument("--labels", help="comma-separated labels to preview (default: 8 spread over the recipe's labels)")
+    pre.add_argument("--max-labels", type=int, default=8, help="labels previewed when --labels is not given (default 8)")
+    pre.add_argument("--variant", action="append", dest="variants", metavar="NAME",
+                     help="preview only this variant (repeatable; 'recipe' is the recipe itself; default: the recipe and every variant)")
+    pre.add_argument("--student", action="store_true", help="also run compare for each variant and show the primary blend's gain")
+    pre.add_argument("--draws", type=int, help="with --student: draws per compare (default: the recipe's compare.draws)")
+    pre.add_argument("--quiet-rows", action="store_true", help="print only the proxy table, not the rows")
     push = sub.add_parser("push", help="publish a dataset folder (or a trained student) to the Hugging Face Hub",
                           description="Push a dataset folder written by `generate` (data with datasets' push_to_hub, then "
                                       "the card, provenance.json, recipe.yaml and compare/ in one commit), or a student "
@@ -126,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "show-recipe":
             print(yaml.safe_dump(recipe_as_yaml(recipe), sort_keys=False))
             return 0
+        if args.command == "preview":
+            return _preview(recipe, args)
         if args.command == "compare":
             code, attached = _compare(recipe, args.output, echo=print if args.verbose else None)
             folder = recipe.resolve(recipe.output.dir)
@@ -197,6 +214,26 @@ def _generate(recipe, output: str | None, overwrite_run: bool) -> int:
         print(f"synth-datasets: no row survived the checks; {folder}/README.md says what removed them", file=sys.stderr)
         return 1
     print(f"wrote {folder} (load it with datasets.load_dataset({str(folder)!r}))")
+    return 0
+
+
+def _preview(recipe, args) -> int:
+    from .preview import format_rows, format_table, preview, student_deltas, with_variant
+
+    if args.rows < 1 or args.max_labels < 1:
+        raise SystemExit("synth-datasets preview: --rows and --max-labels must be >= 1")
+    names = args.variants or ["recipe", *recipe.variants]
+    recipes = {name: recipe if name == "recipe" else with_variant(recipe, name) for name in names}
+    labels = [x.strip() for x in args.labels.split(",") if x.strip()] if args.labels else None
+    previews, student = [], {}
+    for name, variant in recipes.items():
+        p = preview(variant, labels=labels, rows=args.rows, max_labels=args.max_labels, name=name)
+        previews.append(p)
+        if not args.quiet_rows:
+            print(format_rows(p), flush=True)
+        if args.student:
+            student[name] = student_deltas(variant, args.draws)
+    print(format_table(previews, student if args.student else None))
     return 0
 
 

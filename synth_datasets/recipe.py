@@ -118,6 +118,9 @@ class Recipe:
     # ones, overall and per label; the rows that look most synthetic) before and after the checks, in the
     # report and the card; needs the [train] extra
     realism: bool = True
+    # prompt variants for `synth-datasets preview`: {name: {section: {field: value}}}, each merged over
+    # the recipe's own sections (preview.with_variant); generate and compare use the recipe as it is
+    variants: dict = field(default_factory=dict)
     output: OutputConfig = field(default_factory=OutputConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
     base_dir: str = "."
@@ -274,6 +277,13 @@ def recipe_from_dict(data, base_dir: str = ".") -> Recipe:
     data["task"] = build_config(task_class.config_class, {"kind": task_class.name, **task_data}, "task")
     recipe = build_config(Recipe, {**data, "base_dir": base_dir}, "")
     recipe.make_task().validate(recipe)
+    if recipe.variants:
+        if not isinstance(recipe.variants, dict):
+            raise RecipeError(f"variants: expected a mapping of names to section overrides, got {recipe.variants!r}")
+        from .preview import with_variant
+
+        for name in recipe.variants:  # a bad variant is named when the recipe loads, not halfway through a preview
+            with_variant(recipe, name)
     return recipe
 
 
@@ -304,6 +314,7 @@ def describe_fields(kind: str = "classification") -> str:
     lines.append(f"  checks: a list of names or {{name: {{option: value}}}}; names: {', '.join(sorted(CHECKS))}")
     lines.append("  diversity = True: per-label diversity figures before and after the checks, in the report and card")
     lines.append("  realism = True: can a classifier tell synthetic from real rows (ROC AUC, per label), in the report and card")
+    lines.append("  variants: {name: {section: {field: value}}}: prompt variants that `synth-datasets preview` compares")
     return "\n".join(lines)
 
 

@@ -139,6 +139,7 @@ def recipe_synthesizer(recipe: Recipe, per_label: int, test_texts: Sequence[str]
 
     diversity = want_diversity(recipe)  # once: it warns when the encoder is missing
     realism = want_realism(recipe)
+    aimed = recipe.compare.aimed_per_label
     generated: dict = {}  # the last generation, so checking it again for another k does not regenerate
 
     def synthesize(real: Dataset, labels, seed: int, check_real: Dataset | None = None) -> Dataset:
@@ -152,18 +153,44 @@ def recipe_synthesizer(recipe: Recipe, per_label: int, test_texts: Sequence[str]
             runner = Runner(recipe)
             if bound.guards_holdout and test_texts is not None:
                 runner.holdout = list(test_texts)
-            generated.update(key=key, rows=bound.synthesize(real, runner, seed=seed, per_label=per_label),
-                             requests=runner.requests)
+            rows = bound.synthesize(real, runner, seed=seed, per_label=per_label)
+            plan = None
+            if aimed and bound.label_column is not None:
+                rows, plan = _aimed(bound, real, runner, rows, seed, per_label, aimed)
+            generated.update(key=key, rows=rows, requests=runner.requests, plan=plan)
         synthetic = generated["rows"]
         context = check_context(recipe, bound, real if check_real is None else check_real, test_texts=test_texts)
         kept, report = run_checks(synthetic, recipe.build_checks(), context=context, diversity=diversity, realism=realism,
                                   text_column=bound.text_column, label_column=bound.label_column)
         logger.info("draw seed %d: %d requests, %d kept after checks", seed, generated["requests"], len(kept))
         synthesize.last_report = report  # read by run_compare: what each check removed in this draw
+        synthesize.last_requests, synthesize.last_plan = generated["requests"], generated["plan"]
         return kept.select_columns(list(bound.columns))
 
-    synthesize.last_report = None
+    synthesize.last_report = synthesize.last_requests = synthesize.last_plan = None
     return synthesize
+
+
+def _aimed(task, real: Dataset, runner, rows: Dataset, seed: int, per_label: int, aimed: int, contrast: bool = True):
+    """The recipe's rows plus `aimed` x labels requests aimed at the real rows' confusions
+    (synth_datasets.aim), numbered after the recipe's own so their ids, examples and variations are
+    new; each shows the label it is confused with as what not to write (with `contrast`; without,
+    the same requests without that block, the control benchmarks/aimed_generation.py measures)."""
+    from datasets import concatenate_datasets
+
+    from .aim import confusion_plan
+
+    text, label = task.text_column, task.label_column
+    names = [str(x) for x in real[label]]
+    plan = confusion_plan(real[text], names, task.labels, aimed * len(task.labels))
+    by_label: dict[str, list[str]] = defaultdict(list)
+    for t, name in zip(real[text], names):
+        by_label[name].append(t)
+    shown = {name: (plan.neighbour[name], by_label[plan.neighbour[name]]) for name in task.labels} if contrast else None
+    prompts = task.prompts(real, seed=seed, counts=plan.counts, start=per_label, contrast=shown,
+                           prompt_tokens=runner.prompt_tokens())
+    extra = runner(prompts, runner.generator(json_schema=task.json_schema(), parser=task.parser or task.name), stage="aimed")
+    return concatenate_datasets([rows, extra.cast(rows.features)]), plan
 
 
 def make_student(recipe: Recipe, task, check_installed: bool = True):
@@ -285,6 +312,10 @@ def wants_label_diagnosis(task) -> bool:
 
 def _generation_record(synthesize, d: int, k: int, source_k: int, requested: int, kept: int) -> dict:
     record = {"draw": d, "k": k, "generated_from_k": source_k, "requested": requested, "kept": kept}
+    plan = getattr(synthesize, "last_plan", None)
+    if plan is not None:  # the aimed requests (compare.aimed_per_label), beside the recipe's own
+        record["aimed"] = plan.as_dict()
+        record["requested"] = requested + sum(plan.counts.values())
     report = getattr(synthesize, "last_report", None)
     if report is not None:
         record["checks"] = [{"name": r.check["name"], "rows_in": r.rows_in, "removed": r.removed,

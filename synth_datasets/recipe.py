@@ -69,6 +69,7 @@ class CompareConfig:
     real_per_label: list[int] = field(default_factory=lambda: [10], metadata={"help": "k values: real training rows per label, drawn at random from seeds.path for each draw."})
     draws: int = field(default=3, metadata={"help": "Independent draws of the real rows (each generates its own synthetic rows); mean ± sd over them."})
     synthetic_per_label: int = field(default=20, metadata={"help": "Synthetic rows requested per label in each draw (before the checks)."})
+    aimed_per_label: int = field(default=0, metadata={"help": "Extra requests per label (on average) aimed at what a real-only student confuses: shared by cross-validated errors on the draw's real rows, each showing the confused label's real rows as what not to write (synth_datasets.aim); 0: none."})
     generate_from: str = field(default="each_k", metadata={"help": "each_k: generate for every (draw, k) from those k rows; smallest_k: generate once per draw from its smallest-k rows, which every larger k of the draw contains (len(k) times less generation, but the generator sees fewer examples)."})
     ratios: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0], metadata={"help": "Synthetic rows per real row in the blended and two-stage arms (all kept rows are tried too)."})
     max_shortfall: float = field(default=0.05, metadata={"help": "A ratio arm still runs when the checks left some labels short of ratio x k rows, if the rows missing are at most this share of those needed (those labels give what they have)."})
@@ -88,6 +89,8 @@ class CompareConfig:
             raise ValueError(f"draws: at least 1 (3 or more for a spread); got {self.draws}")
         if self.synthetic_per_label < 1:
             raise ValueError(f"synthetic_per_label: at least 1; got {self.synthetic_per_label}")
+        if self.aimed_per_label < 0:
+            raise ValueError(f"aimed_per_label: 0 (none) or more extra requests per label; got {self.aimed_per_label}")
         if any(r <= 0 for r in self.ratios):
             raise ValueError(f"ratios: synthetic rows per real row, each > 0; got {self.ratios}")
         if self.primary_ratio not in self.ratios:

@@ -85,6 +85,14 @@ def test_realism_check_drops_the_planted_rows_and_keeps_real_ones():
     assert 0.35 <= report.realism["after"]["auc"] <= 0.65
     assert "scores" not in report.realism["after"]
     assert "Realism: a classifier told synthetic from real rows" in report.realism_lines()
+    from synth_datasets.card import render_card
+
+    provenance = {"name": "t", "task": "classification", "checks": report.as_dict(), "generator": {"model": "m"}}
+    card = str(render_card({"train": kept}, provenance))
+    realism = card[card.index("## Realism"):card.index("## Measured contribution")]
+    assert f"ROC AUC {report.realism['after']['auc']:.2f}" in realism
+    assert f"Before the checks: {report.realism['before']['auc']:.2f}" in realism
+    assert realism.count("\n- ") == 5  # the five most synthetic-looking kept rows
 
 
 def test_realism_check_needs_real_rows_and_valid_settings():

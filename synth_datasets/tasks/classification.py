@@ -24,6 +24,7 @@ import hashlib
 import itertools
 import json
 import random
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -70,6 +71,13 @@ PERSONAS = (
     "a student", "a retiree", "a professional", "a newcomer to the subject",
     "a non-native English speaker", "a parent", "someone in a hurry", "an expert",
 )
+# Shown in an aimed request (`contrast=`): the label the generated text is most often confused with,
+# and some of its real texts, as what not to write. A template may place it itself with
+# `{{ contrast }}`; otherwise it goes before the template's last paragraph (its answer format).
+CONTRAST_BLOCK = """\
+Do not write a text with the label "{{ contrast_label_name }}". These real texts have that label, so yours must read clearly differently:
+{% for example in contrast_examples %}- {{ example }}
+{% endfor %}"""
 STUDENT_PROMPT = "Which label fits this text? Answer with the label only.\n\nText: {text}"
 STUDENT_PROMPT_DESCRIBED = "The texts are {description}. Which label fits this one? Answer with the label only.\n\nText: {text}"
 # Tokens kept free for the template, the system prompt and the chat format when the seed examples
@@ -114,6 +122,7 @@ def classification_prompts(
     *,
     per_label: int | None = None,
     balance_to: int | None = None,
+    counts: dict[str, int] | None = None,
     real: Dataset | None = None,
     text_column: str = "text",
     label_column: str = "label",
@@ -124,6 +133,8 @@ def classification_prompts(
     personas: Sequence[str] = PERSONAS,
     description: str | None = None,
     max_example_chars: int | None = None,
+    start: int = 0,
+    contrast: dict[str, tuple[str, Sequence[str]]] | None = None,
 ) -> Dataset:
     """Chat requests asking for new examples of each label.
 
@@ -133,7 +144,8 @@ def classification_prompts(
             sorted. A label without seeds gets prompts with no examples (its name only).
         per_label: generate this many rows for every label; or
         balance_to: generate for each label only its deficit to this count, counted in `real`
-            (default: in `seeds`).
+            (default: in `seeds`); or
+        counts: this many rows for each label named (others: none).
         shots: seed examples shown per request (fewer if the label has fewer seeds).
         seed: drives which examples and which persona/tone/length each request gets.
         template: a Jinja template with `label`, `label_name`, `examples`, `persona`, `tone`, `length`
@@ -142,6 +154,10 @@ def classification_prompts(
         description: what the data is, for the template ("messages customers send to a bank").
         max_example_chars: a shown seed longer than this is cut (at a word) and marked with "...", so
             that a few long seeds cannot push a request past the model's context (`example_budget`).
+        start: the index of each label's first request: more requests for the same seeds continue
+            the rotation of examples and variations, with new row ids.
+        contrast: {label: (other label, its real texts)}: each request for the label also shows the
+            other label's texts as what not to write (`CONTRAST_BLOCK`, up to `shots` of them).
 
     Input columns: `text_column`, `label_column`.
     Output columns: `row_id` (stable hash of the request), `messages`, `label` (requested),
@@ -152,8 +168,9 @@ def classification_prompts(
     >>> dict(Counter(prompts["label"]))
     {'card': 1, 'refund': 2}
     """
-    if (per_label is None) == (balance_to is None):
-        raise ValueError("give exactly one of per_label= (rows for every label) or balance_to= (fill each label up to N)")
+    if sum(x is not None for x in (per_label, balance_to, counts)) != 1:
+        raise ValueError("give exactly one of per_label= (rows for every label), balance_to= (fill each label up to N) "
+                         "or counts= (rows per label named)")
     for column in (text_column, label_column):
         if column not in seeds.column_names:
             raise ValueError(f"seeds have no column {column!r} (columns: {seeds.column_names}); set text_column=/label_column=")
@@ -164,13 +181,18 @@ def classification_prompts(
     labels = list(labels)
     if per_label is not None:
         wanted = dict.fromkeys(labels, per_label)
+    elif counts is not None:
+        wanted = {label: counts.get(label, 0) for label in labels}
     else:
         counted = Counter(label_names(real, label_column)) if real is not None else Counter(seed_labels)
         wanted = deficits(counted, labels, balance_to)
     by_label: dict[str, list[str]] = {}
     for text, label in zip(seeds[text_column], seed_labels):
         by_label.setdefault(label, []).append(text)
-    render = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True).from_string(template)
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    render = env.from_string(template)
+    block = env.from_string(CONTRAST_BLOCK) if contrast else None
+    places_contrast = re.search(r"{{-?\s*contrast\s*-?}}", template) is not None
     rows: dict[str, list] = {"row_id": [], "messages": [], "label": [], "variation": []}
     for label in labels:
         examples = by_label.get(label, [])
@@ -180,21 +202,46 @@ def classification_prompts(
         # until all of them (8 personas x 7 tones x 4 lengths) have been used.
         variations = list(itertools.product(personas, TONES, LENGTHS))
         rng.shuffle(variations)
-        for i in range(wanted[label]):
+        other = (contrast or {}).get(label)
+        for i in range(start, start + wanted[label]):
             shown = [_cut(text, max_example_chars) for text in _rotate(examples, i, shots)]
-            _add_request(rows, render, system_prompt, label, shown, i, seed, variations[i % len(variations)], description)
+            avoid = None
+            if other is not None:
+                avoid = block.render(contrast_label_name=humanize(other[0]),
+                                     contrast_examples=[_cut(t, max_example_chars) for t in _rotate(list(other[1]), i, shots)])
+            _add_request(rows, render, system_prompt, label, shown, i, seed, variations[i % len(variations)], description,
+                         avoid, places_contrast)
     return Dataset.from_dict(rows, features=PROMPT_FEATURES)
 
 
-def _add_request(rows, render, system_prompt, label, shown, i, seed, variation, description):
+def _add_request(rows, render, system_prompt, label, shown, i, seed, variation, description, avoid=None, placed=False):
     persona, tone, length = variation
+    extra = {"contrast": avoid or ""} if placed else {}
     user = render.render(label=label, label_name=humanize(label), examples=shown,
-                         persona=persona, tone=tone, length=length, description=description)
+                         persona=persona, tone=tone, length=length, description=description, **extra)
+    if avoid and not placed:
+        user = with_block(user, avoid)
     messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [{"role": "user", "content": user}]
     rows["row_id"].append(row_id(label, i, messages, seed))
     rows["messages"].append(messages)
     rows["label"].append(label)
     rows["variation"].append(f"persona={persona}; tone={tone}; length={length}")
+
+
+def with_block(text: str, block: str) -> str:
+    """`block` inserted before the last paragraph of `text` (a template's answer-format line).
+
+    >>> print(with_block(chr(10).join(["Write.", "", "Answer in JSON."]), "Not this."))
+    Write.
+    <BLANKLINE>
+    Not this.
+    <BLANKLINE>
+    Answer in JSON.
+    """
+    head, sep, tail = text.rstrip("\n").rpartition("\n\n")
+    if not sep:
+        return text.rstrip("\n") + "\n\n" + block.rstrip("\n")
+    return head + "\n\n" + block.rstrip("\n") + "\n\n" + tail
 
 
 def _rotate(examples: list[str], i: int, shots: int) -> list[str]:
@@ -384,13 +431,20 @@ class Classification(Task):
         return rows.filter(lambda label: label in keep, input_columns="label")
 
     def prompts(self, seeds: Dataset, *, seed: int, per_label: int | None = None,
-                prompt_tokens: int | None = None) -> Dataset:
+                prompt_tokens: int | None = None, counts: dict[str, int] | None = None, start: int = 0,
+                contrast: dict | None = None) -> Dataset:
+        """The requests (classification_prompts): `per_label` (else the task's amount) rows per label,
+        or `counts` per label named, numbered from `start`, with `contrast` blocks when given."""
         cfg = self.config
-        amount = {"per_label": per_label} if per_label is not None else {"per_label": cfg.per_label, "balance_to": cfg.balance_to}
+        if counts is not None:
+            amount = {"counts": counts}
+        else:
+            amount = {"per_label": per_label} if per_label is not None else {"per_label": cfg.per_label, "balance_to": cfg.balance_to}
         return classification_prompts(
             seeds, self.labels, **amount, shots=cfg.shots, seed=seed, template=cfg.prompt_template or PROMPT_TEMPLATE,
             system_prompt=cfg.system_prompt or SYSTEM_PROMPT, personas=cfg.personas or PERSONAS,
-            description=cfg.description, max_example_chars=example_budget(prompt_tokens, cfg.shots))
+            description=cfg.description, max_example_chars=example_budget(prompt_tokens, cfg.shots),
+            start=start, contrast=contrast)
 
     def json_schema(self) -> dict:
         return json_schema(self.labels, self.config.max_chars)

@@ -42,9 +42,9 @@ from tqdm.auto import tqdm
 from . import engine as engine_mod
 from .data import sample_per_group, take_per_group
 from .diagnosis import diagnosis_lines, label_figures, per_label_accuracy
-from .realism import two_sample
 from .errors import RecipeError
 from .mix import mix, rows_for, with_source
+from .realism import two_sample
 from .recipe import Recipe
 
 logger = logging.getLogger(__name__)
@@ -64,10 +64,14 @@ class CompareResult:
     setup: dict = field(default_factory=dict)
     generation: list[dict] = field(default_factory=list)  # rows requested / kept per (draw, k)
     skipped: list[dict] = field(default_factory=list)     # ratio arms without enough kept synthetic rows
+    tuning: list[dict] = field(default_factory=list)      # compare.tune's choice per (draw, k)
 
     def as_dict(self) -> dict:
-        return {"setup": self.setup, "verdicts": self.verdicts, "summary": self.summary,
-                "generation": self.generation, "skipped": self.skipped, "runs": self.runs}
+        out = {"setup": self.setup, "verdicts": self.verdicts, "summary": self.summary,
+               "generation": self.generation, "skipped": self.skipped, "runs": self.runs}
+        if self.tuning:
+            out["tuning"] = self.tuning
+        return out
 
     @property
     def verdict(self) -> str:
@@ -140,6 +144,7 @@ def recipe_synthesizer(recipe: Recipe, per_label: int, test_texts: Sequence[str]
     diversity = want_diversity(recipe)  # once: it warns when the encoder is missing
     realism = want_realism(recipe)
     aimed = recipe.compare.aimed_per_label
+    tune = recipe.compare.tune
     generated: dict = {}  # the last generation, so checking it again for another k does not regenerate
 
     def synthesize(real: Dataset, labels, seed: int, check_real: Dataset | None = None) -> Dataset:
@@ -164,11 +169,23 @@ def recipe_synthesizer(recipe: Recipe, per_label: int, test_texts: Sequence[str]
                                   text_column=bound.text_column, label_column=bound.label_column)
         logger.info("draw seed %d: %d requests, %d kept after checks", seed, generated["requests"], len(kept))
         synthesize.last_report = report  # read by run_compare: what each check removed in this draw
-        synthesize.last_requests, synthesize.last_plan = generated["requests"], generated["plan"]
+        synthesize.last_plan = generated["plan"]  # the aimed requests of this draw, for compare.json
+        if tune and "messages" in kept.column_names:  # which of the real rows each row's prompt showed
+            return kept.select_columns(list(bound.columns)).add_column("shown", shown_texts(kept["messages"], real[bound.text_column]))
         return kept.select_columns(list(bound.columns))
 
-    synthesize.last_report = synthesize.last_requests = synthesize.last_plan = None
+    synthesize.last_report = synthesize.last_plan = None
     return synthesize
+
+
+def shown_texts(messages: Sequence[list[dict]], real_texts: Sequence[str], head: int = 60) -> list[list[str]]:
+    """Per request, the real texts its prompt shows (found by their first `head` characters, which
+    a long seed keeps when it is cut to fit the context).
+
+    >>> shown_texts([[{"role": "user", "content": "Examples: - card late - refund?"}]], ["card late", "refund?", "hi"])
+    [['card late', 'refund?']]
+    """
+    return [[t for t in real_texts if t[:head] in m[-1]["content"]] for m in messages]
 
 
 def _aimed(task, real: Dataset, runner, rows: Dataset, seed: int, per_label: int, aimed: int, contrast: bool = True):
@@ -375,6 +392,9 @@ def train_students(recipe: Recipe, prep: _Prepared, draws: list[tuple], student,
 
         real_rows = with_source(real, "real", task.columns)
         run("real-only", 0.0, real_rows)
+        weight = None
+        if cfg.tune:  # which synthetic rows the blends keep, and their weight: chosen on the real rows only
+            synthetic, weight = _tuned(real, synthetic, task, student, result, d, k)
         arms = arm_amounts(synthetic, task.labels, k, ratios, draw_seed, cfg.max_shortfall, column=task.label_column)
         bar.update(3 * (len(ratios) + 1 - len(arms)))  # an "all" arm that would nearly repeat the largest ratio
         for ratio, picked in arms:
@@ -383,9 +403,29 @@ def train_students(recipe: Recipe, prep: _Prepared, draws: list[tuple], student,
                 bar.update(3)
                 continue
             stage_one = run("synthetic-only", ratio, with_source(picked, "synthetic", task.columns))
-            run("blended", ratio, mix(real, picked, ratio=None, seed=draw_seed, columns=task.columns, by=task.label_column))
+            blend = mix(real, picked, ratio=None, seed=draw_seed, columns=task.columns, by=task.label_column)
+            if weight is not None:
+                blend = blend.add_column("weight", [1.0 if s == "real" else weight for s in blend["source"]])
+            run("blended", ratio, blend)
             run("two-stage", ratio, real_rows, prior=stage_one, stage_rows=len(picked))
     bar.close()
+
+
+def _tuned(real: Dataset, synthetic: Dataset, task, student, result: CompareResult, d: int, k: int) -> tuple[Dataset, float]:
+    """compare.tune: the (margin, weight) cross-validation on the draw's k real rows chooses
+    (synth_datasets.tune); the synthetic rows the margin keeps, and the weight. Recorded in `result.tuning`."""
+    from .tune import choose, keep_by_margin
+
+    text, label = task.text_column, task.label_column
+    shown = synthetic["shown"] if "shown" in synthetic.column_names else None
+    config = getattr(student, "config", None)
+    options = {"encoder": getattr(config, "encoder", None), "c": getattr(config, "c", 30.0)}
+    choice = choose(real[text], real[label], synthetic[text], synthetic[label], shown, task.labels, **options)
+    keep = keep_by_margin(real[text], real[label], synthetic[text], synthetic[label], task.labels, choice.margin, **options)
+    kept = synthetic.select([i for i, x in enumerate(keep) if x])
+    result.tuning.append({"draw": d, "k": k, **choice.as_dict(), "synthetic_rows": len(synthetic), "kept": len(kept),
+                          "shown_known": shown is not None})
+    return kept, choice.weight
 
 
 def run_compare(recipe: Recipe, synthesize: Synthesizer | None = None, student=None, progress: bool = True,
@@ -397,6 +437,9 @@ def run_compare(recipe: Recipe, synthesize: Synthesizer | None = None, student=N
     synthesize = synthesize or recipe_synthesizer(recipe, cfg.synthetic_per_label, test_texts=prep.test[task.text_column],
                                                   task=task)
     student = student or make_student(recipe, task)
+    if cfg.tune and getattr(student, "name", None) != "classifier":
+        raise RecipeError("compare.tune: it chooses by cross-validating the classifier student (frozen encoder + logistic "
+                          f"head) and weighs rows in its loss; set compare.student: classifier (this recipe's: {getattr(student, 'name', student)!r})")
     result = CompareResult(setup={
         "labels": task.labels, "test_rows": len(prep.test), "real_per_label": sorted(set(cfg.real_per_label)),
         "draws": cfg.draws, "synthetic_per_label": cfg.synthetic_per_label, "generate_from": cfg.generate_from,
@@ -700,8 +743,28 @@ def report_markdown(result: CompareResult) -> str:
         result.table(),
     ] + _skipped_lines(result.skipped) + ([] if any("worth_draws" in r for r in result.summary) else [
         "", f"Worth in real rows{per}: not stated, it needs real-only students at two or more k "
-            "(compare.real_per_label) to read it off."]) + realism_lines(result.generation)
+            "(compare.real_per_label) to read it off."]) + tuning_lines(result.tuning) + realism_lines(result.generation)
         + diagnosis_lines(result.runs, result.generation, result.verdicts, s.get("primary_ratio", 1.0)))
+
+
+def tuning_lines(tuning: list[dict]) -> list[str]:
+    """What compare.tune chose per k and draw: the label margin the blends kept rows at (none: every
+    row; 0: top-1) and the weight of a synthetic row (0: the blend is the real rows alone)."""
+    if not tuning:
+        return []
+    parts = []
+    for k in sorted({t["k"] for t in tuning}):
+        picks = [t for t in tuning if t["k"] == k]
+        parts.append(f"k={k}: " + ", ".join(f"draw {t['draw']} margin {_margin(t['margin'])} weight {t['weight']:g} "
+                                            f"({t['kept']} rows)" for t in picks))
+    return ["", "**Tuned on the real rows** (compare.tune: per draw and k, stratified cross-validation on the k real rows "
+            "chose which synthetic rows the blends keep, by how far a classifier fitted on those real rows puts the "
+            "requested label ahead of the next (none: every row; 0: top-1), and the weight of a synthetic row next to a "
+            "real one (0: the blend is the real rows alone)): " + "; ".join(parts) + "."]
+
+
+def _margin(margin: float | None) -> str:
+    return "none" if margin is None else f"{margin:g}"
 
 
 def realism_lines(generation: list[dict], rows: int = 3) -> list[str]:

@@ -17,10 +17,13 @@ class LabelAgreement(Check):
     """A classifier student (frozen sentence encoder + logistic head, as `compare` uses) is fitted on
     the real rows; a synthetic row whose requested label is not among its `top_k` predictions is
     dropped (`action: drop`) or given the top prediction (`action: relabel`; the requested label is
-    kept in `label_original`, and the row is kept). `label_agreement_score` is the probability the
-    classifier gives the requested label, `label_agreement_pred` its top label."""
+    kept in `label_original`, and the row is kept). With `margin` > 0 (and top_k 1) the requested
+    label must also lead the runner-up by that much probability. `label_agreement_score` is the
+    probability the classifier gives the requested label, `label_agreement_pred` its top label,
+    `label_agreement_margin` P(requested) minus the largest other P."""
 
     top_k: int = 1
+    margin: float = 0.0
     action: str = "drop"
     encoder: str = "all-MiniLM-L6-v2"
     c: float = 30.0
@@ -37,6 +40,10 @@ class LabelAgreement(Check):
     def __post_init__(self):
         if self.top_k < 1:
             raise ValueError(f"label_agreement: top_k must be >= 1, got {self.top_k}")
+        if not 0 <= self.margin < 1:
+            raise ValueError(f"label_agreement: margin is a probability difference in [0, 1), got {self.margin}")
+        if self.margin and self.top_k != 1:
+            raise ValueError("label_agreement: margin is over the runner-up label, so it needs top_k 1")
         if self.action not in ("drop", "relabel"):
             raise ValueError(f"label_agreement: action must be drop or relabel, got {self.action!r}")
         self._student = None
@@ -88,13 +95,15 @@ class LabelAgreement(Check):
         index = {name: i for i, name in enumerate(student.labels)}
         originals = list(batch[self.label_col])
         requested = [self._name(label) for label in originals]
-        score, pred, disagree = [], [], []
+        score, pred, disagree, lead = [], [], [], []
         for row, label in enumerate(requested):
             i = index.get(label)
             score.append(round(float(probs[row, i]), 4) if i is not None else 0.0)
             pred.append(student.labels[order[row, 0]])
-            disagree.append(i is None or i not in order[row])
-        out = {f"{self.name}_score": score, f"{self.name}_pred": pred}
+            others = np.delete(probs[row], i) if i is not None else probs[row]
+            lead.append(round(score[-1] - float(others.max()) if len(others) else score[-1], 4))
+            disagree.append(i is None or i not in order[row] or (self.margin > 0 and lead[-1] < self.margin))
+        out = {f"{self.name}_score": score, f"{self.name}_pred": pred, f"{self.name}_margin": lead}
         if self.action == "relabel":
             new = [p if d else label for p, d, label in zip(pred, disagree, requested)]
             ids = originals and isinstance(originals[0], int) and self.label_names is not None

@@ -43,7 +43,10 @@ class ClassifierKind:
         self.config = ClassifierConfig(encoder=encoder, c=c, seed=seed, max_iter=max_iter)
 
     def fit(self, rows, task, prior: ClassifierStudent | None = None) -> ClassifierStudent:
-        return train_classifier(rows["text"], rows["label"], self.config, label_names=task.labels, prior=prior)
+        """Rows with a `weight` column weigh that much in the loss (compare.tune's synthetic weight)."""
+        weights = rows["weight"] if "weight" in rows.column_names else None
+        return train_classifier(rows["text"], rows["label"], self.config, label_names=task.labels, prior=prior,
+                                sample_weight=weights)
 
     def predict(self, model: ClassifierStudent, rows, task) -> list[str]:
         return model.predict(rows["text"])

@@ -49,7 +49,7 @@ def label_figures(real_texts: Sequence[str], real_labels: Sequence[str], synthet
                   synthetic_labels: Sequence[str], labels: Sequence[str], encoder: str | None = None) -> dict[str, dict]:
     """Per label: synthetic `rows`, `off_label` share and the label they are most often `read_as`,
     `spread` (their mean pairwise distance over the real rows'), `near_duplicates` share."""
-    from .checks.semantic import DEFAULT_THRESHOLD, mean_pairwise_distance, similar_earlier
+    from .checks.semantic import DEFAULT_THRESHOLD, mean_pairwise_distance, near_duplicate_share
     from .students.classifier import ClassifierConfig, train_classifier
     from .students.encoder import DEFAULT_ENCODER, get_encoder
 
@@ -71,9 +71,7 @@ def label_figures(real_texts: Sequence[str], real_labels: Sequence[str], synthet
             others = Counter(read[i] for i in idx if read[i] != label)
             figures["off_label"] = round(sum(others.values()) / len(idx), 4)
             figures["read_as"] = others.most_common(1)[0][0] if others else None
-            pairs = similar_earlier(syn_emb[idx], DEFAULT_THRESHOLD)
-            twins = set(pairs) | {i for found in pairs.values() for i, _ in found}
-            figures["near_duplicates"] = round(len(twins) / len(idx), 4)
+            figures["near_duplicates"] = near_duplicate_share(syn_emb[idx], DEFAULT_THRESHOLD)
             real_spread = mean_pairwise_distance(real_emb[real_rows[label]]) if len(real_rows[label]) > 1 else None
             syn_spread = mean_pairwise_distance(syn_emb[idx]) if len(idx) > 1 else None
             if real_spread and syn_spread is not None:

@@ -130,6 +130,15 @@ def mean_pairwise_distance(emb: np.ndarray) -> float | None:
     return 1.0 - mean_cos
 
 
+def near_duplicate_share(emb: np.ndarray, threshold: float) -> float | None:
+    """Share of rows with another row at cosine >= threshold (None for no rows)."""
+    if not len(emb):
+        return None
+    pairs = similar_earlier(emb, threshold)
+    with_twin = set(pairs) | {i for found in pairs.values() for i, _ in found}
+    return round(len(with_twin) / len(emb), 4)
+
+
 FIGURES = ("rows", "distinct_1", "distinct_2", "mean_pairwise_distance", "near_duplicate_share")
 
 
@@ -153,14 +162,12 @@ def _round(value: float | None) -> float | None:
 
 
 def _figures(texts: list[str], emb: np.ndarray, threshold: float) -> dict:
-    pairs = similar_earlier(emb, threshold)
-    with_twin = set(pairs) | {i for found in pairs.values() for i, _ in found}
     return {
         "rows": len(texts),
         "distinct_1": _round(distinct_n(texts, 1)),
         "distinct_2": _round(distinct_n(texts, 2)),
         "mean_pairwise_distance": _round(mean_pairwise_distance(emb)),
-        "near_duplicate_share": round(len(with_twin) / len(texts), 4) if texts else None,
+        "near_duplicate_share": near_duplicate_share(emb, threshold) if texts else None,
     }
 
 

@@ -92,6 +92,8 @@ def causes(figures: dict, realism_auc: float | None, overall_auc: float | None, 
     collapsed (spread 0.50 of the real rows)
     too few (3 rows kept of 10 the blend asks for)
     crowded (rows of c read mostly as this label)
+    >>> causes({"rows": 29 / 3}, None, None, 10, [])
+    ['too few (9.7 rows on average kept of 10 the blend asks for)']
     """
     out = []
     if figures.get("off_label") is not None and figures["off_label"] >= OFF_LABEL:
@@ -108,8 +110,10 @@ def causes(figures: dict, realism_auc: float | None, overall_auc: float | None, 
         if twins is not None and twins >= NEAR_DUPLICATES:
             bits.append(f"{100 * twins:.0f}% near-duplicates")
         out.append(f"collapsed ({', '.join(bits)})")
-    if figures.get("rows", 0) < needed:
-        out.append(f"too few ({figures.get('rows', 0):.0f} rows kept of {needed} the blend asks for)")
+    rows = figures.get("rows", 0)
+    if rows < needed:  # a mean over draws: 9.7 rows is not shown as 10 of 10
+        shown = f"{rows:.0f} rows" if float(rows).is_integer() else f"{rows:.1f} rows on average"
+        out.append(f"too few ({shown} kept of {needed} the blend asks for)")
     if crowded_by:
         out.append(f"crowded (rows of {', '.join(crowded_by)} read mostly as this label)")
     return out

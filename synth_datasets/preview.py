@@ -217,7 +217,7 @@ def format_table(previews: list[Preview], student: dict | None = None) -> str:
 
 def student_deltas(recipe: Recipe, draws: int | None = None) -> dict[int, str]:
     """`compare` for the recipe (its compare section; `draws` overrides the number of draws): the
-    primary blend's Δ over real-only per k, as "+1.2 ± 0.8"."""
+    primary blend's Δ over real-only per k, as "+1.2 ± 0.8" (student_cells)."""
     from dataclasses import replace
 
     from .compare import run_compare
@@ -225,7 +225,26 @@ def student_deltas(recipe: Recipe, draws: int | None = None) -> dict[int, str]:
     if draws is not None:
         recipe = replace(recipe, compare=replace(recipe.compare, draws=draws))
     result = run_compare(recipe, progress=True, echo=None)
+    return student_cells(result.summary, [v["k"] for v in result.verdicts], recipe.compare.primary_ratio)
+
+
+def student_cells(summary: list[dict], ks: list[int], primary_ratio: float) -> dict[int, str]:
+    """Per k, the primary blend's Δ over real-only; where the checks left too few rows for it, the
+    blend of every kept row, marked so; "not run" when neither ran.
+
+    >>> rows = [{"k": 5, "arm": "blended", "ratio": 1.0, "delta": 0.012, "delta_sd": 0.005},
+    ...         {"k": 10, "arm": "blended", "ratio": None, "delta": -0.004, "delta_sd": 0.0}]
+    >>> student_cells(rows, [5, 10, 20], 1.0)
+    {5: '+1.2 ± 0.5', 10: '-0.4 ± 0.0 (all kept)', 20: 'not run'}
+    """
+    def find(k, ratio):
+        return next((r for r in summary if r["k"] == k and r["arm"] == "blended" and r["ratio"] == ratio), None)
+
     out = {}
-    for v in result.verdicts:
-        out[v["k"]] = "not run" if v["delta"] is None else f"{100 * v['delta']:+.1f} ± {100 * (v['delta_sd'] or 0):.1f}"
+    for k in ks:
+        row, note = find(k, primary_ratio), ""
+        if row is None:
+            row, note = find(k, None), " (all kept)"
+        out[k] = "not run" if row is None or row.get("delta") is None else \
+            f"{100 * row['delta']:+.1f} ± {100 * (row.get('delta_sd') or 0):.1f}{note}"
     return out

@@ -12,9 +12,9 @@ student (frozen encoder + logistic head) fitted on embeddings:
 - "weight": each kept synthetic row weighs `weight` in the student's loss, a real row 1;
 - "two-stage": the student fitted on the kept synthetic rows, then on the real rows starting from
   (and regularised towards) that head, as `compare`'s two-stage arm;
-- "CV": (margin, weight) chosen by stratified cross-validation on the draw's real rows only (the
-  label check is fitted on the training folds too), over a smaller grid with weight 0 (real-only)
-  included; ties go to the smaller weight, then the stricter margin. The synthetic rows were
+- "CV": (margin, weight) chosen by `synth_datasets.tune.choose` (what `compare.tune` runs):
+  stratified cross-validation on the draw's real rows only (the label check is fitted on the
+  training folds too), over a smaller grid with weight 0 (real-only) included; ties go to the smaller weight, then the stricter margin. The synthetic rows were
   generated from the draw's k=5 real rows, so a synthetic row may paraphrase a validation row: in
   each fold, the synthetic rows whose prompt showed one of the fold's validation rows are left out
   of its training set (without this, a first run chose "no label check, weight 1" at k=5 on draw 0,
@@ -41,23 +41,16 @@ import numpy as np
 import yaml
 
 from synth_datasets.checks import run_checks
-from synth_datasets.compare import draw_real, prepare
+from synth_datasets.compare import draw_real, prepare, shown_texts
 from synth_datasets.pipeline import Runner, check_context
 from synth_datasets.recipe import recipe_from_dict
 from synth_datasets.students.classifier import fit_head
 from synth_datasets.students.encoder import get_encoder
+from synth_datasets.tune import choose, kept_at, margins
 
 MARGINS = (None, 0.0, 0.1, 0.25, 0.5)  # None: no label check
 WEIGHTS = (0.25, 0.5, 1.0)
-CV_MARGINS = (None, 0.0, 0.25)
-CV_WEIGHTS = (0.25, 0.5, 1.0)
-C = 30.0
-
-
-def softmax(z):
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+C = 30.0  # the CV row is synth_datasets.tune.choose with its own grid (compare.tune)
 
 
 def head(x, y, n, weights=None, c=C, prior=None):
@@ -70,55 +63,11 @@ def acc(model, xt, yt):
     return float(((xt @ w.T + b).argmax(1) == yt).mean())
 
 
-def margins_of(xr, yr, xs, ys, n):
-    w, b = head(xr, yr, n)
-    p = softmax(xs @ w.T + b)
-    own = p[np.arange(len(ys)), ys]
-    q = p.copy()
-    q[np.arange(len(ys)), ys] = -1
-    return own - q.max(axis=1)
-
-
-def keep_mask(margin_values, margin):
-    return np.ones(len(margin_values), bool) if margin is None else margin_values > margin if margin == 0 else margin_values >= margin
-
-
 def blend_acc(xr, yr, xs, ys, mask, weight, xt, yt, n):
     x = np.concatenate([xr, xs[mask]])
     y = np.concatenate([yr, ys[mask]])
     wts = np.concatenate([np.ones(len(yr)), np.full(int(mask.sum()), weight)])
-    w, b = head(x, y, n, wts)
-    return float(((xt @ w.T + b).argmax(1) == yt).mean())
-
-
-def folds_of(y, k, n_folds):
-    """Stratified folds: the i-th row of each label goes to fold i mod n_folds."""
-    seen: dict[int, int] = {}
-    out = np.zeros(len(y), int)
-    for j, label in enumerate(y):
-        out[j] = seen.get(label, 0) % n_folds
-        seen[label] = seen.get(label, 0) + 1
-    return out
-
-
-def cv_choose(xr, yr, xs, ys, n, real_texts, shown, n_folds=5):
-    """`shown[i]`: the real texts synthetic row i's prompt showed; a fold leaves out the synthetic rows
-    that saw one of its validation rows."""
-    fold = folds_of(yr, None, n_folds)
-    scores = {}
-    for f in range(n_folds):
-        tr, va = fold != f, fold == f
-        held = {real_texts[i] for i in np.flatnonzero(va)}
-        clean = np.array([not (s & held) for s in shown], bool)
-        m = margins_of(xr[tr], yr[tr], xs, ys, n)
-        scores.setdefault((None, 0.0), []).append(acc(head(xr[tr], yr[tr], n), xr[va], yr[va]))
-        for margin in CV_MARGINS:
-            mask = keep_mask(m, margin) & clean
-            for weight in CV_WEIGHTS:
-                scores.setdefault((margin, weight), []).append(blend_acc(xr[tr], yr[tr], xs, ys, mask, weight, xr[va], yr[va], n))
-    mean = {key: statistics.mean(v) for key, v in scores.items()}
-    order = sorted(mean, key=lambda key: (-round(mean[key], 6), key[1], -(key[0] if key[0] is not None else -1)))
-    return order[0], mean
+    return acc(head(x, y, n, wts), xt, yt)
 
 
 def main() -> None:
@@ -159,27 +108,28 @@ def main() -> None:
             real = drawn[k]
             syn, _ = run_checks(generated, checks, context=check_context(recipe, task, real, test_texts=test_texts),
                                 text_column="text", label_column="label", progress=False)
-            shown = [{t for t in seen if t[:60] in m[-1]["content"]} for m in syn["messages"]]
+            shown = shown_texts(syn["messages"], seen)
             xr, yr = enc.encode(real["text"]), np.array([index[x] for x in real["label"]])
             xs, ys = enc.encode(syn["text"]), np.array([index[x] for x in syn["label"]])
             w0, b0 = head(xr, yr, n)
             real_acc = float(((xt @ w0.T + b0).argmax(1) == yt).mean())
-            m = margins_of(xr, yr, xs, ys, n)
+            m = margins(xr, yr, xs, ys, n, C)
             grid = {}
             for margin in MARGINS:
-                mask = keep_mask(m, margin)
+                mask = kept_at(m, margin)
                 for weight in WEIGHTS:
                     grid[f"{margin}|{weight}"] = blend_acc(xr, yr, xs, ys, mask, weight, xt, yt, n) - real_acc
                 if margin in (None, 0.0) and mask.any():
                     first = head(xs[mask], ys[mask], n)
                     grid[f"{margin}|two-stage"] = acc(head(xr, yr, n, prior=first), xt, yt) - real_acc
-            (cm, cw), cv_scores = cv_choose(xr, yr, xs, ys, n, list(real["text"]), shown, n_folds=min(k, 5))
-            chosen = 0.0 if cw == 0.0 else blend_acc(xr, yr, xs, ys, keep_mask(m, cm), cw, xt, yt, n) - real_acc
-            kept = {str(margin): int(keep_mask(m, margin).sum()) for margin in MARGINS}
+            choice = choose(real["text"], real["label"], syn["text"], syn["label"], shown, labels, c=C)
+            cm, cw = choice.margin, choice.weight
+            chosen = 0.0 if cw == 0.0 else blend_acc(xr, yr, xs, ys, kept_at(m, cm), cw, xt, yt, n) - real_acc
+            kept = {str(margin): int(kept_at(m, margin).sum()) for margin in MARGINS}
             row = {"draw": d, "k": k, "real_acc": real_acc, "synthetic_rows": len(syn), "kept": kept, "grid": grid,
                    "shown_per_row": statistics.mean(len(x) for x in shown),
                    "cv_choice": [cm, cw], "cv_delta": chosen,
-                   "cv_scores": {f"{a}|{b}": s for (a, b), s in cv_scores.items()}}
+                   "cv_scores": choice.scores}
             results.append(row)
             print(f"draw {d} k={k}: real {100 * real_acc:.1f}; CV chose margin {cm} weight {cw}: {100 * chosen:+.1f}; "
                   f"top-1 w1 {100 * grid['0.0|1.0']:+.1f}; ({time.perf_counter() - t0:.0f} s)", flush=True)

@@ -112,7 +112,7 @@ def choose(real_texts: Sequence[str], real_labels: Sequence[str], syn_texts: Seq
         scores.setdefault((None, 0.0), []).append(accuracy(xr[train], yr[train], None, xr[held], yr[held]))
         lead = margins(xr[train], yr[train], xs, ys, n, c) if len(ys) else np.zeros(0)
         for margin in margins_:
-            keep = clean & _kept(lead, margin)
+            keep = clean & kept_at(lead, margin)
             for weight in weights:
                 x = np.concatenate([xr[train], xs[keep]])
                 y = np.concatenate([yr[train], ys[keep]])
@@ -125,7 +125,8 @@ def choose(real_texts: Sequence[str], real_labels: Sequence[str], syn_texts: Seq
     return Choice(best[0], best[1], {f"{m}|{w:g}": v for (m, w), v in mean.items()}, n_folds)
 
 
-def _kept(lead: np.ndarray, margin: float | None) -> np.ndarray:
+def kept_at(lead: np.ndarray, margin: float | None) -> np.ndarray:
+    """Rows whose lead (`margins`) passes `margin`: every row for None, a positive lead for 0 (top-1)."""
     if margin is None:
         return np.ones(len(lead), bool)
     return (lead > 0) if margin == 0 else (lead >= margin)
@@ -142,4 +143,4 @@ def keep_by_margin(real_texts, real_labels, syn_texts, syn_labels, labels, margi
     index = {name: i for i, name in enumerate(labels)}
     lead = margins(enc.encode(list(real_texts)), np.array([index[str(x)] for x in real_labels]),
                    enc.encode(list(syn_texts)), np.array([index[str(x)] for x in syn_labels]), len(labels), c)
-    return _kept(lead, margin)
+    return kept_at(lead, margin)
